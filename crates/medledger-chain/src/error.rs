@@ -71,6 +71,118 @@ pub enum Error {
         /// How many node hashes are stored.
         stored: u64,
     },
+
+    // --- notes, checkpoints, witnesses, offline proofs ------------------
+    /// A signed note, signature line, verifier key or private key string that
+    /// is malformed.
+    #[error("malformed note: {0}")]
+    Note(#[from] crate::note::NoteError),
+    /// Two configured verifiers share a key name and key ID, so a signature
+    /// cannot be attributed.
+    #[error("ambiguous key {name}+{key_id:08x}")]
+    AmbiguousKey {
+        /// The key name.
+        name: String,
+        /// The key ID.
+        key_id: u32,
+    },
+    /// A signature from a known key that does not verify; the whole note is
+    /// rejected (signed-note "Signatures").
+    #[error("invalid signature from {name}+{key_id:08x}")]
+    InvalidSignature {
+        /// The key name.
+        name: String,
+        /// The key ID.
+        key_id: u32,
+    },
+    /// A note with no signature from any known key.
+    #[error("note has no signature from a known key")]
+    NoKnownSignature,
+    /// A cosignature timestamp above 2^63 - 1 (tlog-cosignature "Format").
+    #[error("cosignature timestamp {timestamp} exceeds 2^63 - 1")]
+    CosignatureTimestamp {
+        /// The timestamp found or asked for.
+        timestamp: u64,
+    },
+    /// A checkpoint body that is malformed or not of the expected log.
+    #[error("bad checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// A checkpoint for an origin the witness or verifier does not know.
+    #[error("unknown log origin {origin:?}")]
+    UnknownLog {
+        /// The origin line of the checkpoint.
+        origin: String,
+    },
+    /// The old size of an add-checkpoint request is not the size the witness
+    /// last cosigned (tlog-witness: "409 Conflict"); retry from `stored`.
+    #[error("witness last cosigned size {stored}, request claims old size {claimed}")]
+    WitnessSizeConflict {
+        /// The size the witness holds for the log.
+        stored: u64,
+        /// The old size the request claimed.
+        claimed: u64,
+    },
+    /// A checkpoint smaller than the one the witness already cosigned.
+    #[error("rollback: checkpoint size {size} is below the cosigned size {stored}")]
+    Rollback {
+        /// The size the witness holds for the log.
+        stored: u64,
+        /// The size of the refused checkpoint.
+        size: u64,
+    },
+    /// An old size above the checkpoint's size (tlog-witness: "400").
+    #[error("old size {old} is above the checkpoint size {size}")]
+    OldSizeAboveCheckpoint {
+        /// The old size.
+        old: u64,
+        /// The checkpoint size.
+        size: u64,
+    },
+    /// A consistency proof from the witness's state to the new checkpoint
+    /// that does not verify (tlog-witness: "422").
+    #[error("bad consistency proof from size {old} to {size}: {source}")]
+    BadConsistencyProof {
+        /// The old size.
+        old: u64,
+        /// The new size.
+        size: u64,
+        /// Why verification failed.
+        source: Box<Error>,
+    },
+    /// The witness state for a log changed while a checkpoint was checked
+    /// (the compare-and-swap lost); nothing was cosigned, retry.
+    #[error("witness state for {origin:?} changed concurrently")]
+    WitnessStateChanged {
+        /// The log's origin.
+        origin: String,
+    },
+    /// The witness state store failed.
+    #[error("witness state store failed: {0}")]
+    WitnessStore(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// Fewer valid cosignatures from distinct named witnesses than the
+    /// policy's quorum.
+    #[error("{got} witness cosignatures where the policy needs {needed}")]
+    QuorumNotMet {
+        /// The quorum.
+        needed: usize,
+        /// Distinct witnesses whose cosignature verified.
+        got: usize,
+    },
+    /// A verification policy that can never be met or mixes key types.
+    #[error("invalid policy: {reason}")]
+    InvalidPolicy {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A tlog-proof file that is malformed.
+    #[error("malformed tlog proof: {0}")]
+    TlogProof(#[from] crate::tlog_proof::TlogProofError),
+    /// Split-view evidence that does not prove two conflicting views.
+    #[error("not split-view evidence: {reason}")]
+    NotSplitView {
+        /// Which check failed.
+        reason: &'static str,
+    },
 }
 
 /// Result type of this crate.

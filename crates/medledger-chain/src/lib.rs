@@ -45,6 +45,10 @@ pub mod node_store;
 pub mod proof;
 pub mod tree;
 
+pub mod checkpoint;
+pub mod note;
+pub mod tlog_proof;
+
 pub use error::{Error, Result};
 pub use hash::{Hash, HashAlg, HASH_LEN};
 pub use node_store::{MemoryNodeStore, NodeId, NodeStore};
@@ -52,3 +56,6 @@ pub use proof::{
     root_from_inclusion, verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof,
 };
 pub use tree::MerkleLog;
+
+pub use checkpoint::{Checkpoint, LogKey, SignedCheckpoint};
+pub use note::{Ed25519Signer, Note, NoteSignature, NoteVerifier};
