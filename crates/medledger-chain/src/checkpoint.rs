@@ -128,7 +128,8 @@ pub struct Checkpoint {
     pub chain: Option<ChainLines>,
 }
 
-fn parse_decimal(s: &str) -> Option<u64> {
+/// A canonical ASCII decimal below 2^63 (no sign, no leading zero).
+pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
     {
         return None;
@@ -136,7 +137,8 @@ fn parse_decimal(s: &str) -> Option<u64> {
     s.parse::<u64>().ok().filter(|v| *v <= i64::MAX as u64)
 }
 
-fn parse_hash(s: &str) -> Option<Hash> {
+/// The canonical base64 of exactly 32 bytes.
+pub(crate) fn parse_hash(s: &str) -> Option<Hash> {
     // 32 bytes are exactly 44 base64 characters; checking first bounds work.
     if s.len() != 44 {
         return None;
@@ -157,9 +159,18 @@ impl Checkpoint {
 
     /// The note text of this checkpoint.
     pub fn to_body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root.0));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root.0)
+        );
         if let Some(c) = &self.chain {
-            s.push_str(&format!("{HASH_LINE}{}\n{TIME_LINE}{}\n", c.alg.name(), c.time));
+            s.push_str(&format!(
+                "{HASH_LINE}{}\n{TIME_LINE}{}\n",
+                c.alg.name(),
+                c.time
+            ));
             if let Some(p) = &c.prev {
                 s.push_str(&format!("{PREV_LINE}{}\n", BASE64.encode(p.0)));
             }
@@ -276,8 +287,7 @@ fn parse_chain_lines(ext: &[&str]) -> Result<Option<ChainLines>> {
         .ok_or(unexpected(1))?
         .strip_prefix(TIME_LINE)
         .ok_or(unexpected(1))?;
-    let time =
-        parse_decimal(time).ok_or(cp_err(CheckpointError::InvalidExtensionValue("time")))?;
+    let time = parse_decimal(time).ok_or(cp_err(CheckpointError::InvalidExtensionValue("time")))?;
     let prev = match ext.get(2) {
         None => None,
         Some(l) => {
@@ -362,9 +372,9 @@ impl LogKey {
                 expected: self.alg,
                 found: c.alg,
             })),
-            None if self.alg != HashAlg::Sha256 => {
-                Err(cp_err(CheckpointError::MissingHashLine { expected: self.alg }))
-            }
+            None if self.alg != HashAlg::Sha256 => Err(cp_err(CheckpointError::MissingHashLine {
+                expected: self.alg,
+            })),
             _ => Ok(cp),
         }
     }
@@ -372,9 +382,14 @@ impl LogKey {
     /// Parses a signed checkpoint note, checks the log's signature and the
     /// body. Other signatures (cosignatures, unknown keys) are ignored here.
     pub fn verify(&self, note_text: &[u8]) -> Result<SignedCheckpoint> {
-        let note = Note::parse(note_text)?;
-        let checkpoint = self.check_body(note.text())?;
+        self.verify_note(Note::parse(note_text)?)
+    }
+
+    /// [`LogKey::verify`] for a note already parsed. The signature is checked
+    /// before the body is read.
+    pub fn verify_note(&self, note: Note) -> Result<SignedCheckpoint> {
         note.verify(core::slice::from_ref(&self.verifier))?;
+        let checkpoint = self.check_body(note.text())?;
         Ok(SignedCheckpoint { checkpoint, note })
     }
 }
@@ -413,12 +428,16 @@ mod tests {
         );
         assert!(matches!(
             Checkpoint::parse_body(&swapped),
-            Err(Error::Checkpoint(CheckpointError::UnexpectedExtension { line: 0 }))
+            Err(Error::Checkpoint(CheckpointError::UnexpectedExtension {
+                line: 0
+            }))
         ));
         let dup = format!("{body}{}\n", lines[5]);
         assert!(matches!(
             Checkpoint::parse_body(&dup),
-            Err(Error::Checkpoint(CheckpointError::UnexpectedExtension { line: 3 }))
+            Err(Error::Checkpoint(CheckpointError::UnexpectedExtension {
+                line: 3
+            }))
         ));
     }
 

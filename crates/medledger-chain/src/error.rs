@@ -98,6 +98,9 @@ pub enum Error {
     /// A note with no signature from any known key.
     #[error("note has no signature from a known key")]
     NoKnownSignature,
+    /// A checkpoint carrying cosignatures but no valid signature of its log.
+    #[error("checkpoint has no signature from the log's key")]
+    MissingLogSignature,
     /// A cosignature timestamp above 2^63 - 1 (tlog-cosignature "Format").
     #[error("cosignature timestamp {timestamp} exceeds 2^63 - 1")]
     CosignatureTimestamp {
@@ -159,6 +162,15 @@ pub enum Error {
     /// The witness state store failed.
     #[error("witness state store failed: {0}")]
     WitnessStore(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A checkpoint of size zero whose root is not the empty tree's.
+    #[error("a checkpoint of size 0 must carry the empty tree's root")]
+    EmptyTreeRoot,
+    /// An add-checkpoint request body that is malformed (tlog-witness: "400").
+    #[error("malformed add-checkpoint request: {reason}")]
+    InvalidRequest {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Fewer valid cosignatures from distinct named witnesses than the
     /// policy's quorum.
     #[error("{got} witness cosignatures where the policy needs {needed}")]

@@ -46,8 +46,11 @@ pub mod proof;
 pub mod tree;
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod note;
+pub mod policy;
 pub mod tlog_proof;
+pub mod witness;
 
 pub use error::{Error, Result};
 pub use hash::{Hash, HashAlg, HASH_LEN};
@@ -58,4 +61,7 @@ pub use proof::{
 pub use tree::MerkleLog;
 
 pub use checkpoint::{Checkpoint, LogKey, SignedCheckpoint};
+pub use cosignature::{Cosignature, CosignatureSigner};
 pub use note::{Ed25519Signer, Note, NoteSignature, NoteVerifier};
+pub use policy::{Policy, VerifiedCheckpoint};
+pub use witness::{MemoryWitnessStateStore, Witness, WitnessState, WitnessStateStore};

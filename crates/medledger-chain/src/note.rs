@@ -120,6 +120,13 @@ pub enum NoteError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A cosignature whose bytes after the key ID are not a 72-byte
+    /// `timestamped_signature`.
+    #[error("cosignature is {len} bytes after the key ID, not 72")]
+    CosignatureLength {
+        /// The length found.
+        len: usize,
+    },
     /// A signature type this crate does not implement.
     #[error("unsupported signature type 0x{0:02x}")]
     UnsupportedSignatureType(u8),
@@ -132,7 +139,10 @@ fn malformed(e: NoteError) -> Error {
 /// Checks a key name: non-empty, no Unicode space, no `+` (signed-note
 /// "Format"). Control characters are spaces or rejected by the note parser.
 pub fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// Key ID per signed-note "Signatures": the first four bytes, big endian, of
@@ -569,7 +579,11 @@ pub struct Ed25519Signer {
 
 impl fmt::Debug for Ed25519Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ed25519Signer({}+{:08x}, secret elided)", self.name, self.key_id)
+        write!(
+            f,
+            "Ed25519Signer({}+{:08x}, secret elided)",
+            self.name, self.key_id
+        )
     }
 }
 

@@ -1,0 +1,120 @@
+//! A verifier's policy: accept a checkpoint only with the log's signature
+//! and cosignatures from at least `k` of `n` named witnesses.
+//!
+//! Signatures from unknown keys are ignored (signed-note "Signatures"); a
+//! signature from a known key (the log's or a witness's) that fails to
+//! verify rejects the whole note. Witnesses are counted by name, so two keys
+//! of one witness count once. This is the k-of-n rule of tlog-proof
+//! "Verifying a tlog proof", step 3.
+
+use crate::checkpoint::{Checkpoint, LogKey};
+use crate::error::{Error, Result};
+use crate::note::{Note, NoteVerifier, SIG_TYPE_COSIGNATURE_V1};
+
+/// The log, the witnesses a verifier trusts, and how many must cosign.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    log: LogKey,
+    witnesses: Vec<NoteVerifier>,
+    quorum: usize,
+}
+
+/// One witness cosignature that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCosignature {
+    /// The witness's key name.
+    pub name: String,
+    /// When it cosigned (Unix seconds, as the witness claims).
+    pub timestamp: u64,
+}
+
+/// A checkpoint accepted by a [`Policy`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    /// The checkpoint body.
+    pub checkpoint: Checkpoint,
+    /// The note as received (all signature lines, including ignored ones).
+    pub note: Note,
+    /// The witness cosignatures that verified, one per witness name.
+    pub cosignatures: Vec<VerifiedCosignature>,
+}
+
+impl Policy {
+    /// A policy. Witness keys must be cosignature keys (type `0x04`), no two
+    /// may share name and key ID, and `quorum` may not exceed the number of
+    /// distinct witness names (a quorum of 0 trusts the log alone).
+    pub fn new(log: LogKey, witnesses: Vec<NoteVerifier>, quorum: usize) -> Result<Self> {
+        if witnesses
+            .iter()
+            .any(|w| w.sig_type() != SIG_TYPE_COSIGNATURE_V1)
+        {
+            return Err(Error::InvalidPolicy {
+                reason: "witness keys must be cosignature/v1 keys (type 0x04)",
+            });
+        }
+        let mut names: Vec<&str> = witnesses.iter().map(NoteVerifier::name).collect();
+        names.sort_unstable();
+        names.dedup();
+        if quorum > names.len() {
+            return Err(Error::InvalidPolicy {
+                reason: "quorum exceeds the number of named witnesses",
+            });
+        }
+        Ok(Policy {
+            log,
+            witnesses,
+            quorum,
+        })
+    }
+
+    /// The log this policy is for.
+    pub fn log(&self) -> &LogKey {
+        &self.log
+    }
+
+    /// How many distinct witnesses must cosign.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Verifies a signed checkpoint note against the policy.
+    pub fn verify(&self, note_text: &[u8]) -> Result<VerifiedCheckpoint> {
+        self.verify_note(Note::parse(note_text)?)
+    }
+
+    /// [`Policy::verify`] for a parsed note.
+    pub fn verify_note(&self, note: Note) -> Result<VerifiedCheckpoint> {
+        let mut known = Vec::with_capacity(1 + self.witnesses.len());
+        known.push(self.log.verifier().clone());
+        known.extend(self.witnesses.iter().cloned());
+        // Checks every known signature; any failure rejects the note.
+        let verified = note.verify(&known)?;
+        if !verified.iter().any(|v| v.verifier_index == 0) {
+            return Err(Error::MissingLogSignature);
+        }
+        let checkpoint = self.log.check_body(note.text())?;
+        let mut cosignatures: Vec<VerifiedCosignature> = Vec::new();
+        for v in verified.iter().filter(|v| v.verifier_index > 0) {
+            let (Some(w), Some(timestamp)) = (known.get(v.verifier_index), v.timestamp) else {
+                continue;
+            };
+            if cosignatures.iter().all(|c| c.name != w.name()) {
+                cosignatures.push(VerifiedCosignature {
+                    name: w.name().to_owned(),
+                    timestamp,
+                });
+            }
+        }
+        if cosignatures.len() < self.quorum {
+            return Err(Error::QuorumNotMet {
+                needed: self.quorum,
+                got: cosignatures.len(),
+            });
+        }
+        Ok(VerifiedCheckpoint {
+            checkpoint,
+            note,
+            cosignatures,
+        })
+    }
+}
