@@ -49,6 +49,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
 pub mod policy;
+pub mod split_view;
 pub mod tlog_proof;
 pub mod witness;
 
@@ -64,4 +65,6 @@ pub use checkpoint::{Checkpoint, LogKey, SignedCheckpoint};
 pub use cosignature::{Cosignature, CosignatureSigner};
 pub use note::{Ed25519Signer, Note, NoteSignature, NoteVerifier};
 pub use policy::{Policy, VerifiedCheckpoint};
+pub use split_view::SplitViewEvidence;
+pub use tlog_proof::TlogProof;
 pub use witness::{MemoryWitnessStateStore, Witness, WitnessState, WitnessStateStore};
