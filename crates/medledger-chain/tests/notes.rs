@@ -207,6 +207,54 @@ fn spec_examples_parse_and_verify() {
     );
 }
 
+const OUR_COSIGNED: &str = include_str!("data/medledger/cosigned-checkpoint.note");
+const OUR_PROOF: &str = include_str!("data/medledger/entry-6.tlog-proof");
+
+#[test]
+fn medledger_vectors() {
+    let log = Ed25519Signer::new("log.example", SigningKey::from_bytes(&[1; 32])).unwrap();
+    let wit = CosignatureSigner::new("w.example", SigningKey::from_bytes(&[2; 32])).unwrap();
+    assert_eq!(
+        log.verifier().to_vkey(),
+        "log.example+1cc758f9+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c"
+    );
+    assert_eq!(
+        wit.verifier().unwrap().to_vkey(),
+        "w.example+a26f2ad7+BIE5dw6ofRdfVqNUZsNMfszLjYqRtO43ol32D1uPybOU"
+    );
+    let mut tree = MerkleLog::in_memory(HashAlg::Sha256);
+    for i in 0..11u32 {
+        tree.append(&i.to_be_bytes()).unwrap();
+    }
+    let cp = Checkpoint::first(
+        "log.example",
+        HashAlg::Sha256,
+        11,
+        tree.root(),
+        1_780_000_000,
+    );
+    assert_eq!(
+        cp.hash().to_hex(),
+        "b530ef1d50e2be1a4430cce8ad904ccf16de2442488d7ac962f8f6097624aa93"
+    );
+    let mut n = Note::parse(cp.sign(&log).unwrap().as_bytes()).unwrap();
+    let c = wit.cosign(n.text(), 1_780_000_001).unwrap();
+    n.add_signature(c.to_note_signature()).unwrap();
+    assert_eq!(n.to_text().unwrap(), OUR_COSIGNED);
+    let p = TlogProof::for_entry(&tree, 6, OUR_COSIGNED.as_bytes(), None).unwrap();
+    assert_eq!(p.to_text().unwrap(), OUR_PROOF);
+    let policy = Policy::new(
+        LogKey::new("log.example", log.verifier(), HashAlg::Sha256).unwrap(),
+        vec![wit.verifier().unwrap()],
+        1,
+    )
+    .unwrap();
+    TlogProof::parse(OUR_PROOF.as_bytes())
+        .unwrap()
+        .verify_entry(&policy, &6u32.to_be_bytes())
+        .unwrap();
+}
+
 // ---- property tests -----------------------------------------------------
 
 fn note_text() -> impl Strategy<Value = String> {
