@@ -663,12 +663,18 @@ impl Ed25519Signer {
         let mut raw = Zeroizing::new(Vec::with_capacity(33));
         raw.push(SIG_TYPE_ED25519);
         raw.extend_from_slice(self.key.as_bytes());
-        Zeroizing::new(format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            BASE64.encode(&*raw)
-        ))
+        // Every buffer that holds the seed is sized up front (no reallocation
+        // leaves a copy behind) and zeroized on drop.
+        let mut b64 = Zeroizing::new(String::with_capacity(44));
+        BASE64.encode_string(&*raw, &mut *b64);
+        let id = format!("{:08x}", self.key_id);
+        let mut out = Zeroizing::new(String::with_capacity(
+            "PRIVATE+KEY+".len() + self.name.len() + 1 + id.len() + 1 + b64.len(),
+        ));
+        for part in ["PRIVATE+KEY+", &self.name, "+", &id, "+", &b64] {
+            out.push_str(part);
+        }
+        out
     }
 }
 

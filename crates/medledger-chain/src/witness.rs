@@ -16,6 +16,35 @@
 //! the one the proof was checked against, so two concurrent requests can
 //! never roll the state back (tlog-witness "add-checkpoint", the race at its
 //! end).
+//!
+//! # Example
+//!
+//! ```
+//! use medledger_chain::{
+//!     Checkpoint, CosignatureSigner, Ed25519Signer, HashAlg, LogKey, MerkleLog, Policy, Witness,
+//! };
+//!
+//! let origin = "hospital.example/ledger";
+//! let mut log = MerkleLog::in_memory(HashAlg::Blake3);
+//! log.append(b"entry")?;
+//! let log_signer = Ed25519Signer::generate(origin)?;
+//! let log_key = LogKey::new(origin, log_signer.verifier(), HashAlg::Blake3)?;
+//!
+//! let mut witness = Witness::in_memory(CosignatureSigner::generate("regulator.example/w1")?);
+//! witness.add_log(log_key.clone());
+//!
+//! let checkpoint = Checkpoint::first(origin, HashAlg::Blake3, log.size(), log.root(), 1_780_000_000);
+//! let note = checkpoint.sign(&log_signer)?;
+//! // First contact: old size 0 and an empty proof.
+//! let cosignature = witness.add_checkpoint(note.as_bytes(), 0, &[])?;
+//! let cosigned = format!("{note}{}", cosignature.to_line());
+//!
+//! // A client trusts the checkpoint with the log's signature and 1 of 1 witnesses.
+//! let policy = Policy::new(log_key, vec![witness.signer().verifier()?], 1)?;
+//! let verified = policy.verify(cosigned.as_bytes())?;
+//! assert_eq!(verified.checkpoint.size, 1);
+//! # Ok::<(), medledger_chain::Error>(())
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Mutex;
