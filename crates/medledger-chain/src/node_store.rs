@@ -109,10 +109,11 @@ pub trait NodeStore {
     fn append(&mut self, leaves: u64, nodes: &[(NodeId, Hash)]) -> Result<()>;
 }
 
-/// A [`NodeStore`] in memory: one vector per level.
+/// A [`NodeStore`] in memory: one flat vector in stored-hash order, the same
+/// layout a durable backend appends to a file.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryNodeStore {
-    levels: Vec<Vec<Hash>>,
+    hashes: Vec<Hash>,
     leaves: u64,
 }
 
@@ -131,9 +132,10 @@ impl NodeStore for MemoryNodeStore {
     fn get(&self, ids: &[NodeId]) -> Result<Vec<Hash>> {
         ids.iter()
             .map(|id| {
-                usize::try_from(id.index)
-                    .ok()
-                    .and_then(|i| self.levels.get(usize::from(id.level))?.get(i))
+                id.stored_index()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|_| id.leaves().end <= self.leaves)
+                    .and_then(|i| self.hashes.get(i))
                     .copied()
                     .ok_or(Error::MissingNode {
                         level: id.level,
@@ -144,15 +146,7 @@ impl NodeStore for MemoryNodeStore {
     }
 
     fn append(&mut self, leaves: u64, nodes: &[(NodeId, Hash)]) -> Result<()> {
-        for (id, h) in nodes {
-            let level = usize::from(id.level);
-            while self.levels.len() <= level {
-                self.levels.push(Vec::new());
-            }
-            if let Some(v) = self.levels.get_mut(level) {
-                v.push(*h);
-            }
-        }
+        self.hashes.extend(nodes.iter().map(|(_, h)| *h));
         self.leaves += leaves;
         Ok(())
     }

@@ -65,7 +65,7 @@ pub fn inclusion_proof_len(index: u64, size: u64) -> Result<usize> {
     // both subtrees exist, plus the levels above them on the right edge.
     let last = size - 1;
     let inner = bit_len(index ^ last);
-    let border = (index >> inner).count_ones();
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
     Ok((inner + border) as usize)
 }
 
@@ -152,7 +152,10 @@ pub fn consistency_proof_len(old: u64, new: u64) -> Result<usize> {
     // old tree's last leaf, the proof is an inclusion-style path.
     let shift = old.trailing_zeros();
     let inner = bit_len((old - 1) ^ (new - 1)) - shift;
-    let border = ((old - 1) >> (inner + shift)).count_ones();
+    let border = (old - 1)
+        .checked_shr(inner + shift)
+        .unwrap_or(0)
+        .count_ones();
     let start = u32::from(!old.is_power_of_two());
     Ok((start + inner + border) as usize)
 }
@@ -267,4 +270,67 @@ pub fn verify_consistency(
         return Err(Error::ConsistencyNewRootMismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn huge_sizes_are_errors_not_overflows() {
+        // Found by the property tests: a size with bit 63 set once shifted
+        // an index by 64 bits.
+        let leaf = Hash([1; 32]);
+        for size in [u64::MAX, 1 << 63, (1 << 63) + 5] {
+            assert!(inclusion_proof_len(0, size).is_ok());
+            assert!(verify_inclusion(HashAlg::Sha256, 3, size, &leaf, &[], &leaf).is_err());
+            assert!(consistency_proof_len(1, size).is_ok());
+            assert!(
+                verify_consistency(HashAlg::Sha256, 3, size, &leaf, &leaf, &[leaf]).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn proof_lengths_of_known_shapes() {
+        assert_eq!(inclusion_proof_len(0, 1).unwrap(), 0);
+        assert_eq!(inclusion_proof_len(5, 8).unwrap(), 3);
+        assert_eq!(inclusion_proof_len(6, 7).unwrap(), 2);
+        assert_eq!(consistency_proof_len(4, 8).unwrap(), 1);
+        assert_eq!(consistency_proof_len(3, 7).unwrap(), 3);
+        assert!(matches!(
+            consistency_proof_len(0, 8),
+            Err(Error::InvalidSizes { old: 0, new: 8 })
+        ));
+    }
+
+    #[test]
+    fn empty_and_equal_size_rules() {
+        let alg = HashAlg::Blake3;
+        let r = Hash([9; 32]);
+        assert!(verify_consistency(alg, 0, 5, &alg.empty_root(), &r, &[]).is_ok());
+        assert!(verify_consistency(alg, 0, 5, &r, &r, &[]).is_err());
+        assert!(verify_consistency(alg, 0, 5, &alg.empty_root(), &r, &[r]).is_err());
+        assert!(verify_consistency(alg, 5, 5, &r, &r, &[]).is_ok());
+        assert!(verify_consistency(alg, 5, 5, &r, &Hash([8; 32]), &[]).is_err());
+        assert!(verify_consistency(alg, 5, 5, &r, &r, &[r]).is_err());
+    }
+
+    proptest! {
+        /// Verifiers see untrusted sizes, indexes and paths: none may panic,
+        /// and random paths never verify.
+        #[test]
+        fn verifiers_never_panic_and_reject_random_paths(
+            index in any::<u64>(),
+            size in any::<u64>(),
+            old in any::<u64>(),
+            path in proptest::collection::vec(any::<[u8; 32]>(), 0..70),
+        ) {
+            let path: Vec<Hash> = path.into_iter().map(Hash).collect();
+            let (a, b) = (Hash([3; 32]), Hash([4; 32]));
+            prop_assert!(verify_inclusion(HashAlg::Blake3, index, size, &a, &path, &b).is_err());
+            prop_assert!(verify_consistency(HashAlg::Blake3, old, size, &a, &b, &path).is_err());
+        }
+    }
 }
