@@ -203,7 +203,8 @@ impl GrantIndex {
 
     /// Checks `leaf` and its ancestors against `req`.
     fn evaluate(&self, leaf: &StoredGrant, req: &Request) -> Result<(), Failure> {
-        let mut progress = 0u32;
+        // Being a candidate at all already beats "no grant".
+        let mut progress = 1u32;
         let mut step = |ok: bool, reason: DenyReason| {
             if ok {
                 progress += 1;
