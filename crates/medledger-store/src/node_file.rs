@@ -194,8 +194,10 @@ impl FileNodeStore {
             }
         }
         // Whole leaves only, and never more than the durable entries.
-        let mut leaves = good / 2;
-        while stored_count(leaves).is_some_and(|c| c > good) {
+        // stored_count(n) = 2n - popcount(n) lies in [2n - 64, 2n], so the
+        // answer is within 33 of good / 2.
+        let mut leaves = good / 2 + 33;
+        while leaves > 0 && stored_count(leaves).is_none_or(|c| c > good) {
             leaves -= 1;
         }
         leaves = leaves.min(max_leaves);
