@@ -48,6 +48,7 @@ pub mod tree;
 pub mod checkpoint;
 pub mod cosignature;
 pub mod note;
+mod note_key;
 pub mod policy;
 pub mod split_view;
 pub mod tlog_proof;
