@@ -241,11 +241,11 @@ impl<S: NodeStore> MerkleLog<S> {
     /// The Merkle tree hash of each leaf range, reading every stored node
     /// they need in one call.
     fn range_hashes(&self, ranges: &[(u64, u64)]) -> Result<Vec<Hash>> {
-        let mut ids = Vec::new();
+        let mut ids = Vec::with_capacity(2 * ranges.len() + 64);
         let mut counts = Vec::with_capacity(ranges.len());
         for &(lo, hi) in ranges {
             let before = ids.len();
-            ids.extend(perfect_subtrees(lo, hi));
+            push_perfect_subtrees(lo, hi, &mut ids);
             counts.push(ids.len() - before);
         }
         let nodes = self.store.get(&ids)?;
@@ -282,6 +282,12 @@ fn fold_right(alg: HashAlg, nodes: &[Hash]) -> Hash {
 /// greedy split below is that decomposition.
 fn perfect_subtrees(lo: u64, hi: u64) -> Vec<NodeId> {
     let mut out = Vec::with_capacity(64);
+    push_perfect_subtrees(lo, hi, &mut out);
+    out
+}
+
+/// [`perfect_subtrees`], appended to `out` (no allocation per range).
+fn push_perfect_subtrees(lo: u64, hi: u64, out: &mut Vec<NodeId>) {
     let mut at = lo;
     while at < hi {
         let remaining = hi - at;
@@ -292,7 +298,6 @@ fn perfect_subtrees(lo: u64, hi: u64) -> Vec<NodeId> {
         out.push(NodeId::new(level as u8, at >> level));
         at += 1u64 << level;
     }
-    out
 }
 
 /// Largest power of two strictly below `n` (n >= 2).
