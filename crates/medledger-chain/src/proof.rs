@@ -298,7 +298,8 @@ mod tests {
         assert_eq!(inclusion_proof_len(5, 8).unwrap(), 3);
         assert_eq!(inclusion_proof_len(6, 7).unwrap(), 2);
         assert_eq!(consistency_proof_len(4, 8).unwrap(), 1);
-        assert_eq!(consistency_proof_len(3, 7).unwrap(), 3);
+        // RFC 9162 §2.1.4.1: leaves 2 and 3, MTH(D[0:2]) and MTH(D[4:7]).
+        assert_eq!(consistency_proof_len(3, 7).unwrap(), 4);
         assert!(matches!(
             consistency_proof_len(0, 8),
             Err(Error::InvalidSizes { old: 0, new: 8 })
