@@ -39,7 +39,7 @@ use base64::Engine as _;
 
 use crate::error::{Error, Result};
 use crate::hash::{Hash, HashAlg};
-use crate::note::{Ed25519Signer, Note, NoteVerifier, SIG_TYPE_ED25519};
+use crate::note::{Note, NoteSigner, NoteVerifier, SIG_TYPE_ED25519};
 
 /// Domain-separation prefix of the checkpoint chain hash.
 pub const CHECKPOINT_HASH_CONTEXT: &[u8] = b"medledger/checkpoint-hash/v1\n";
@@ -268,7 +268,7 @@ impl Checkpoint {
     }
 
     /// Signs the body with the log's key and returns the signed note text.
-    pub fn sign(&self, signer: &Ed25519Signer) -> Result<String> {
+    pub fn sign<S: NoteSigner + ?Sized>(&self, signer: &S) -> Result<String> {
         let mut note = Note::new(&self.to_body())?;
         note.sign(signer)?;
         note.to_text()

@@ -64,7 +64,7 @@ pub use tree::MerkleLog;
 
 pub use checkpoint::{Checkpoint, LogKey, SignedCheckpoint};
 pub use cosignature::{Cosignature, CosignatureSigner};
-pub use note::{Ed25519Signer, Note, NoteSignature, NoteVerifier};
+pub use note::{Ed25519Signer, Note, NoteSignature, NoteSigner, NoteVerifier};
 pub use policy::{Policy, VerifiedCheckpoint};
 pub use split_view::SplitViewEvidence;
 pub use tlog_proof::TlogProof;

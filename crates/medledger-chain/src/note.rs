@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
-pub use crate::note_key::{cosignature_message, key_id, Ed25519Signer, NoteVerifier};
+pub use crate::note_key::{cosignature_message, key_id, Ed25519Signer, NoteSigner, NoteVerifier};
 
 /// Largest note accepted, in bytes (64 KiB). Enough for 100 Ed25519
 /// signatures with room to spare; bounds every allocation of the parser.
@@ -331,8 +331,12 @@ impl Note {
     }
 
     /// Signs the text with `signer` and adds the signature line.
-    pub fn sign(&mut self, signer: &Ed25519Signer) -> Result<()> {
-        let sig = signer.sign_text(&self.text);
+    pub fn sign<S: NoteSigner + ?Sized>(&mut self, signer: &S) -> Result<()> {
+        let sig = NoteSignature {
+            name: signer.name().to_owned(),
+            key_id: signer.key_id(),
+            signature: signer.sign(self.text.as_bytes())?,
+        };
         self.add_signature(sig)
     }
 

@@ -177,6 +177,29 @@ fn parse_key_id_hex(hex: &str) -> Option<u32> {
     u32::from_str_radix(hex, 16).ok()
 }
 
+/// Something that signs note texts under a key name and key ID: an
+/// [`Ed25519Signer`] in memory, or a key held in an HSM or KMS.
+pub trait NoteSigner {
+    /// The key name (no spaces, no `+`).
+    fn name(&self) -> &str;
+    /// The key ID (signed-note "Signatures").
+    fn key_id(&self) -> u32;
+    /// The signature over `text` (the bytes after the key ID).
+    fn sign(&self, text: &[u8]) -> Result<Vec<u8>>;
+}
+
+impl NoteSigner for Ed25519Signer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn key_id(&self) -> u32 {
+        self.key_id
+    }
+    fn sign(&self, text: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.key.sign(text).to_bytes().to_vec())
+    }
+}
+
 /// An Ed25519 note signer (signature type `0x01`) with its key name.
 ///
 /// The secret key is zeroized on drop and never printed by `Debug`.
