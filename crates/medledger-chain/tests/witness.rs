@@ -357,3 +357,38 @@ fn plain_c2sp_checkpoint_only_for_sha256_logs() {
         }))
     ));
 }
+
+#[test]
+fn concurrent_requests_never_roll_the_state_back() {
+    // Two views of one honest log: 5 and 9 leaves, both first submissions
+    // (old size 0). Whatever the interleaving, exactly the cosigned
+    // checkpoints are ordered and the stored state is the last one cosigned.
+    let mut log = Log::new(HashAlg::Blake3);
+    let n5 = log.grow(5);
+    let r5 = log.tree.root();
+    let n9 = log.grow(4);
+    let r9 = log.tree.root();
+    for round in 0..50 {
+        let w = witness(9, "w1.example", &log);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| w.add_checkpoint_at(n5.as_bytes(), 0, &[], T0 + round));
+            let b = s.spawn(|| w.add_checkpoint_at(n9.as_bytes(), 0, &[], T0 + round));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let state = w.state(ORIGIN).unwrap().unwrap();
+        match (a.is_ok(), b.is_ok()) {
+            (true, false) => assert_eq!(state, WitnessState { size: 5, root: r5 }),
+            (false, true) => assert_eq!(state, WitnessState { size: 9, root: r9 }),
+            other => panic!("round {round}: both or neither cosigned: {other:?}"),
+        }
+        let loser = if a.is_ok() { b } else { a };
+        assert!(matches!(
+            loser,
+            Err(Error::WitnessSizeConflict {
+                stored: 5 | 9,
+                claimed: 0
+            }) | Err(Error::Rollback { stored: 9, size: 5 })
+                | Err(Error::WitnessStateChanged { .. })
+        ));
+    }
+}
