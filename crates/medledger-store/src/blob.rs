@@ -142,7 +142,8 @@ pub trait BlobStore: Send + Sync {
 pub fn read_blob(store: &dyn BlobStore, id: &BlobId) -> Result<Vec<u8>> {
     let mut r = store.open(id)?;
     let mut out = Vec::new();
-    r.read_to_end(&mut out).map_err(|e| into_store_error(e, id))?;
+    r.read_to_end(&mut out)
+        .map_err(|e| into_store_error(e, id))?;
     Ok(out)
 }
 
@@ -272,7 +273,11 @@ impl<R: Read> BlobReader<R> {
     /// and returns a reader of its data.
     pub fn new(mut inner: R, id: BlobId) -> Result<Self> {
         let mut h = [0u8; BLOB_HEADER_LEN];
-        let corrupt = |reason| Error::BlobCorrupt { id, offset: 0, reason };
+        let corrupt = |reason| Error::BlobCorrupt {
+            id,
+            offset: 0,
+            reason,
+        };
         read_full(&mut inner, &mut h)
             .map_err(|e| into_store_error(e, &id))?
             .then_some(())
@@ -399,7 +404,8 @@ impl<R: Read> Read for BlobReader<R> {
 pub fn decode_blob_file(bytes: &[u8], id: BlobId) -> Result<Vec<u8>> {
     let mut r = BlobReader::new(bytes, id)?;
     let mut out = Vec::new();
-    r.read_to_end(&mut out).map_err(|e| into_store_error(e, &id))?;
+    r.read_to_end(&mut out)
+        .map_err(|e| into_store_error(e, &id))?;
     Ok(out)
 }
 
@@ -411,4 +417,41 @@ pub fn encode_blob_file(id: &BlobId, data: &[u8]) -> Vec<u8> {
     let _ = enc.push(data, &mut out);
     let _ = enc.finish(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn vector() {
+        let f = encode_blob_file(&BlobId([0xab; 32]), b"hi");
+        let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex.len(), 2 * (48 + 8 + 2 + 16));
+        assert!(hex.starts_with("4d4c4544424c4f4201000000abab"));
+        assert_eq!(
+            &hex[96..],
+            "020000009fe03905686900000000b6a797280200000000000000"
+        );
+    }
+
+    #[test]
+    fn ids_are_hex_file_names() {
+        let id = BlobId([0x0f; 32]);
+        assert_eq!(BlobId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(BlobId::from_hex("0F"), None);
+        assert_eq!(BlobId::from_hex(&"G".repeat(64)), None);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_and_wrong_id(data in proptest::collection::vec(any::<u8>(), 0..140_000)) {
+            let id = BlobId([3; 32]);
+            let f = encode_blob_file(&id, &data);
+            prop_assert_eq!(decode_blob_file(&f, id).unwrap(), data);
+            let is_wrong_id = matches!(decode_blob_file(&f, BlobId([4; 32])), Err(Error::BlobCorrupt { .. }));
+            prop_assert!(is_wrong_id);
+        }
+    }
 }

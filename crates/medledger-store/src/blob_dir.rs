@@ -61,7 +61,9 @@ impl DirBlobStore {
         }
         sync_dir(root)?;
         let mut removed = 0;
-        for item in std::fs::read_dir(&store.tmp).map_err(Error::io("list blob temp directory", &store.tmp))? {
+        for item in std::fs::read_dir(&store.tmp)
+            .map_err(Error::io("list blob temp directory", &store.tmp))?
+        {
             let item = item.map_err(Error::io("list blob temp directory", &store.tmp))?;
             let path = item.path();
             std::fs::remove_file(&path).map_err(Error::io("remove abandoned blob", &path))?;
@@ -119,7 +121,8 @@ impl DirBlobWriter<'_> {
         let file = file
             .into_inner()
             .map_err(|e| Error::io("write blob", &self.path)(e.into_error()))?;
-        file.sync_all().map_err(Error::io("fsync blob", &self.path))?;
+        file.sync_all()
+            .map_err(Error::io("fsync blob", &self.path))?;
         let dest = self.store.pending.join(self.id.to_hex());
         if self.store.find(&self.id).is_some() {
             return Err(Error::BlobExists { id: self.id });
@@ -203,7 +206,9 @@ impl BlobStore for DirBlobStore {
 
     fn pending(&self) -> Result<Vec<BlobId>> {
         let mut out = Vec::new();
-        for item in std::fs::read_dir(&self.pending).map_err(Error::io("list pending blobs", &self.pending))? {
+        for item in std::fs::read_dir(&self.pending)
+            .map_err(Error::io("list pending blobs", &self.pending))?
+        {
             let item = item.map_err(Error::io("list pending blobs", &self.pending))?;
             if let Some(id) = item.file_name().to_str().and_then(BlobId::from_hex) {
                 out.push(id);

@@ -26,7 +26,10 @@ use crate::state::StateStore;
 
 /// A deterministic entry for (thread, sequence), of varying length.
 pub fn sample_entry(thread: u64, seq: u64) -> Vec<u8> {
-    let len = (thread.wrapping_mul(7919).wrapping_add(seq.wrapping_mul(104_729)) % 300) as usize;
+    let len = (thread
+        .wrapping_mul(7919)
+        .wrapping_add(seq.wrapping_mul(104_729))
+        % 300) as usize;
     let mut v = format!("t{thread}s{seq}:").into_bytes();
     v.extend((0..len).map(|i| (i as u64 ^ seq ^ thread) as u8));
     v
@@ -36,10 +39,17 @@ pub fn sample_entry(thread: u64, seq: u64) -> Vec<u8> {
 pub fn entry_log(log: &dyn EntryLog) {
     assert_eq!(log.len().unwrap(), 0, "a fresh log is empty");
     assert!(log.is_empty().unwrap());
-    assert!(matches!(log.read(0), Err(Error::IndexOutOfRange { index: 0, len: 0 })));
+    assert!(matches!(
+        log.read(0),
+        Err(Error::IndexOutOfRange { index: 0, len: 0 })
+    ));
     assert_eq!(log.append(b"first").unwrap(), 0);
     assert_eq!(log.append(b"").unwrap(), 1, "empty entries are allowed");
-    assert_eq!(log.append_batch(&[]).unwrap(), 2..2, "an empty batch is a no-op");
+    assert_eq!(
+        log.append_batch(&[]).unwrap(),
+        2..2,
+        "an empty batch is a no-op"
+    );
     let batch: Vec<Vec<u8>> = (0..100).map(|i| sample_entry(0, i)).collect();
     let refs: Vec<&[u8]> = batch.iter().map(|b| b.as_slice()).collect();
     assert_eq!(log.append_batch(&refs).unwrap(), 2..102);
@@ -49,11 +59,20 @@ pub fn entry_log(log: &dyn EntryLog) {
         assert_eq!(&log.read(2 + i as u64).unwrap(), b);
     }
     assert_eq!(log.read_range(2..5).unwrap(), batch[..3].to_vec());
-    assert!(matches!(log.read(102), Err(Error::IndexOutOfRange { index: 102, len: 102 })));
+    assert!(matches!(
+        log.read(102),
+        Err(Error::IndexOutOfRange {
+            index: 102,
+            len: 102
+        })
+    ));
     // Over the maximum: refused, and the log stays usable.
     let big = vec![7u8; MAX_ENTRY_LEN + 1];
     assert!(matches!(log.append(&big), Err(Error::EntryTooLarge { .. })));
-    assert!(matches!(log.append_batch(&[b"ok", &big]), Err(Error::EntryTooLarge { .. })));
+    assert!(matches!(
+        log.append_batch(&[b"ok", &big]),
+        Err(Error::EntryTooLarge { .. })
+    ));
     assert_eq!(log.len().unwrap(), 102, "a refused batch appends nothing");
     let max = vec![9u8; MAX_ENTRY_LEN];
     assert_eq!(log.append(&max).unwrap(), 102);
@@ -111,8 +130,12 @@ pub fn node_store<S: NodeStore>(store: S) {
     for size in [1u64, 2, 7, 64, 100, 333] {
         assert_eq!(tree.root_at(size).unwrap(), mem.root_at(size).unwrap());
         let p = tree.inclusion_proof(size - 1, size).unwrap();
-        p.verify(alg, &alg.leaf_hash(&sample_entry(9, size - 1)), &tree.root_at(size).unwrap())
-            .unwrap();
+        p.verify(
+            alg,
+            &alg.leaf_hash(&sample_entry(9, size - 1)),
+            &tree.root_at(size).unwrap(),
+        )
+        .unwrap();
         let c = tree.consistency_proof(size, 333).unwrap();
         assert_eq!(c.path, mem.consistency_proof(size, 333).unwrap().path);
     }
@@ -127,7 +150,10 @@ fn id(n: u8) -> BlobId {
 /// the pending life cycle.
 pub fn blob_store(blobs: &dyn BlobStore) {
     assert!(!blobs.exists(&id(1)).unwrap());
-    assert!(matches!(blobs.open(&id(1)), Err(Error::BlobNotFound { .. })));
+    assert!(matches!(
+        blobs.open(&id(1)),
+        Err(Error::BlobNotFound { .. })
+    ));
     // A multi-chunk body written in odd-sized pieces.
     let body: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let mut w = blobs.create(id(1)).unwrap();
@@ -153,7 +179,10 @@ pub fn blob_store(blobs: &dyn BlobStore) {
     blobs.create(id(2)).unwrap().commit().unwrap();
     assert_eq!(read_blob(blobs, &id(2)).unwrap(), b"");
     // Immutable.
-    assert!(matches!(blobs.create(id(1)).map(|_| ()), Err(Error::BlobExists { .. })));
+    assert!(matches!(
+        blobs.create(id(1)).map(|_| ()),
+        Err(Error::BlobExists { .. })
+    ));
     // Abort and drop leave nothing.
     let mut w = blobs.create(id(3)).unwrap();
     w.write_all(b"never").unwrap();
@@ -174,12 +203,19 @@ pub fn blob_store(blobs: &dyn BlobStore) {
     assert_eq!(deleted, vec![id(5)]);
     assert!(blobs.pending().unwrap().is_empty());
     assert!(blobs.exists(&id(2)).unwrap() && !blobs.exists(&id(5)).unwrap());
-    assert_eq!(read_blob(blobs, &id(1)).unwrap(), body, "referenced blobs stay readable");
+    assert_eq!(
+        read_blob(blobs, &id(1)).unwrap(),
+        body,
+        "referenced blobs stay readable"
+    );
     // Delete.
     assert!(blobs.delete(&id(1)).unwrap());
     assert!(!blobs.delete(&id(1)).unwrap());
     assert!(!blobs.exists(&id(1)).unwrap());
-    assert!(matches!(blobs.open(&id(1)), Err(Error::BlobNotFound { .. })));
+    assert!(matches!(
+        blobs.open(&id(1)),
+        Err(Error::BlobNotFound { .. })
+    ));
     // An id can be reused after deletion.
     let mut w = blobs.create(id(1)).unwrap();
     w.write_all(b"again").unwrap();
@@ -190,23 +226,37 @@ pub fn blob_store(blobs: &dyn BlobStore) {
 /// [`StateStore`]: reads, scans, atomic transactions, stamps, limits and
 /// reconcile.
 pub fn state_store(state: &dyn StateStore) {
-    assert_eq!(state.get("keys", b"a").unwrap(), None, "a new table is empty");
+    assert_eq!(
+        state.get("keys", b"a").unwrap(),
+        None,
+        "a new table is empty"
+    );
     assert_eq!(state.log_index().unwrap(), None);
-    assert!(matches!(state.get("Bad Name", b"a"), Err(Error::InvalidTableName { .. })));
+    assert!(matches!(
+        state.get("Bad Name", b"a"),
+        Err(Error::InvalidTableName { .. })
+    ));
     state
         .transact(None, &mut |t| {
             t.put("keys", b"a", b"1")?;
             t.put("keys", b"ab", b"2")?;
             t.put("keys", b"b", b"3")?;
             t.put("other", b"a", b"x")?;
-            assert_eq!(t.get("keys", b"ab")?, Some(b"2".to_vec()), "a txn sees its writes");
+            assert_eq!(
+                t.get("keys", b"ab")?,
+                Some(b"2".to_vec()),
+                "a txn sees its writes"
+            );
             Ok(())
         })
         .unwrap();
     assert_eq!(state.get("keys", b"a").unwrap(), Some(b"1".to_vec()));
     assert_eq!(
         state.scan("keys", b"a", 10).unwrap(),
-        vec![(b"a".to_vec(), b"1".to_vec()), (b"ab".to_vec(), b"2".to_vec())]
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"ab".to_vec(), b"2".to_vec())
+        ]
     );
     assert_eq!(state.scan("keys", b"", 2).unwrap().len(), 2, "limit holds");
     assert!(state.scan("nothing", b"", 10).unwrap().is_empty());
@@ -214,7 +264,9 @@ pub fn state_store(state: &dyn StateStore) {
     let r = state.transact(None, &mut |t| {
         t.put("keys", b"a", b"changed")?;
         t.delete("keys", b"b")?;
-        Err(Error::InvalidTableName { name: "abort".into() })
+        Err(Error::InvalidTableName {
+            name: "abort".into(),
+        })
     });
     assert!(r.is_err());
     assert_eq!(state.get("keys", b"a").unwrap(), Some(b"1".to_vec()));
@@ -224,29 +276,50 @@ pub fn state_store(state: &dyn StateStore) {
     let r = state.transact(None, &mut |t| t.put("keys", &big_key, b"v"));
     assert!(matches!(r, Err(Error::StateTooLarge { what: "key", .. })));
     // Stamps: monotonic.
-    state.transact(Some(0), &mut |t| t.put("keys", b"c", b"entry0")).unwrap();
-    state.transact(Some(1), &mut |t| {
-        t.put("keys", b"c", b"entry1")?;
-        t.delete("keys", b"a")?;
-        Ok(())
-    })
-    .unwrap();
-    state.transact(Some(1), &mut |t| t.put("keys", b"d", b"entry1b")).unwrap();
+    state
+        .transact(Some(0), &mut |t| t.put("keys", b"c", b"entry0"))
+        .unwrap();
+    state
+        .transact(Some(1), &mut |t| {
+            t.put("keys", b"c", b"entry1")?;
+            t.delete("keys", b"a")?;
+            Ok(())
+        })
+        .unwrap();
+    state
+        .transact(Some(1), &mut |t| t.put("keys", b"d", b"entry1b"))
+        .unwrap();
     assert_eq!(state.log_index().unwrap(), Some(1));
     assert!(matches!(
         state.transact(Some(0), &mut |_| Ok(())),
-        Err(Error::StateIndexRegressed { current: 1, requested: 0 })
+        Err(Error::StateIndexRegressed {
+            current: 1,
+            requested: 0
+        })
     ));
-    assert_eq!(state.transact(None, &mut |t| t.delete("keys", b"zz").map(|_| ())).ok(), Some(()));
+    assert_eq!(
+        state
+            .transact(None, &mut |t| t.delete("keys", b"zz").map(|_| ()))
+            .ok(),
+        Some(())
+    );
     // The log holds only entry 0: undo both transactions stamped 1.
     assert_eq!(state.reconcile(1).unwrap(), 2);
     assert_eq!(state.log_index().unwrap(), Some(0));
     assert_eq!(state.get("keys", b"c").unwrap(), Some(b"entry0".to_vec()));
-    assert_eq!(state.get("keys", b"a").unwrap(), Some(b"1".to_vec()), "deletes are undone");
+    assert_eq!(
+        state.get("keys", b"a").unwrap(),
+        Some(b"1".to_vec()),
+        "deletes are undone"
+    );
     assert_eq!(state.get("keys", b"d").unwrap(), None, "inserts are undone");
     // Reconciling again, or with the log ahead, undoes nothing.
     assert_eq!(state.reconcile(1).unwrap(), 0);
     assert_eq!(state.reconcile(5).unwrap(), 0);
-    assert_eq!(state.reconcile(0).unwrap(), 0, "journal below the log is forgotten");
+    assert_eq!(
+        state.reconcile(0).unwrap(),
+        0,
+        "journal below the log is forgotten"
+    );
     assert_eq!(state.log_index().unwrap(), Some(0));
 }

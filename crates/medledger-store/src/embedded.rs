@@ -211,9 +211,15 @@ impl EmbeddedStore {
         let dir = dir.as_ref();
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(Error::NotADirectory { path: dir.to_owned() }),
+            Ok(_) => {
+                return Err(Error::NotADirectory {
+                    path: dir.to_owned(),
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingDirectory { path: dir.to_owned() })
+                return Err(Error::MissingDirectory {
+                    path: dir.to_owned(),
+                })
             }
             Err(e) => return Err(Error::io("stat store directory", dir)(e)),
         }
@@ -252,10 +258,14 @@ impl EmbeddedStore {
             nodes.sync()?;
             leaves_recomputed = entries - leaves;
         }
-        let (blobs, temp_blobs_removed) = DirBlobStore::open(&dir.join("blobs"), Arc::clone(&lock))?;
+        let (blobs, temp_blobs_removed) =
+            DirBlobStore::open(&dir.join("blobs"), Arc::clone(&lock))?;
         let pending_blobs = crate::BlobStore::pending(&blobs)?.len();
-        let (state, state_check) =
-            RedbStateStore::open(&dir.join("state.redb"), options.verify_state, Arc::clone(&lock))?;
+        let (state, state_check) = RedbStateStore::open(
+            &dir.join("state.redb"),
+            options.verify_state,
+            Arc::clone(&lock),
+        )?;
         let state_undone = state.reconcile(entries)?;
         let state_log_index = state.log_index()?;
         if state_log_index.is_some_and(|i| i >= entries) {
@@ -318,5 +328,26 @@ impl EmbeddedStore {
     /// The state store.
     pub fn state(&self) -> &RedbStateStore {
         &self.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_vector_and_checks() {
+        let m = encode_manifest(HashAlg::Blake3);
+        let hex: String = m.iter().map(|b| format!("{b:02x}")).collect();
+        // Checked against Python's zlib.crc32.
+        assert_eq!(hex, "4d4c454453544f520100000001000000b23b2e38");
+        let p = Path::new("MANIFEST");
+        assert_eq!(decode_manifest(p, &m).unwrap(), 1);
+        for i in 0..m.len() * 8 {
+            let mut bad = m;
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(decode_manifest(p, &bad).is_err(), "bit {i}");
+        }
+        assert!(decode_manifest(p, &m[..19]).is_err());
     }
 }

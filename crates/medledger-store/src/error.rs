@@ -175,7 +175,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// A transaction stamped with a log index below the one already stored.
-    #[error("state already reflects log index {current}; a transaction cannot reflect {requested}")]
+    #[error(
+        "state already reflects log index {current}; a transaction cannot reflect {requested}"
+    )]
     StateIndexRegressed {
         /// The stored stamp.
         current: u64,
@@ -198,7 +200,10 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 impl Error {
     /// An [`Error::Io`] for `op` on `path`.
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }

@@ -249,7 +249,11 @@ impl StateTxn for MemoryTxn<'_> {
             .entry(table.to_owned())
             .or_default()
             .insert(key.to_vec(), value.to_vec());
-        self.journal.push(UndoOp::Key { table: table.to_owned(), key: key.to_vec(), old });
+        self.journal.push(UndoOp::Key {
+            table: table.to_owned(),
+            key: key.to_vec(),
+            old,
+        });
         Ok(())
     }
 
@@ -259,7 +263,11 @@ impl StateTxn for MemoryTxn<'_> {
         let old = self.tables.get_mut(table).and_then(|t| t.remove(key));
         let found = old.is_some();
         if found {
-            self.journal.push(UndoOp::Key { table: table.to_owned(), key: key.to_vec(), old });
+            self.journal.push(UndoOp::Key {
+                table: table.to_owned(),
+                key: key.to_vec(),
+                old,
+            });
         }
         Ok(found)
     }
@@ -268,7 +276,11 @@ impl StateTxn for MemoryTxn<'_> {
 impl StateStore for MemoryStateStore {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         check_table(table)?;
-        Ok(lock(&self.state).tables.get(table).and_then(|t| t.get(key)).cloned())
+        Ok(lock(&self.state)
+            .tables
+            .get(table)
+            .and_then(|t| t.get(key))
+            .cloned())
     }
 
     fn scan(&self, table: &str, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -294,7 +306,10 @@ impl StateStore for MemoryStateStore {
         let mut g = lock(&self.state);
         if let (Some(cur), Some(req)) = (g.stamp, reflects) {
             if req < cur {
-                return Err(Error::StateIndexRegressed { current: cur, requested: req });
+                return Err(Error::StateIndexRegressed {
+                    current: cur,
+                    requested: req,
+                });
             }
         }
         let st = &mut *g;

@@ -140,13 +140,18 @@ impl FileNodeStore {
             offset,
             reason,
         };
-        let mut len = file.metadata().map_err(Error::io("stat node file", path))?.len();
+        let mut len = file
+            .metadata()
+            .map_err(Error::io("stat node file", path))?
+            .len();
         if len < NODE_HEADER_LEN {
             // New, or torn while being created (it holds nothing yet).
-            file.set_len(0).map_err(Error::io("truncate node file", path))?;
+            file.set_len(0)
+                .map_err(Error::io("truncate node file", path))?;
             file.write_all_at(&encode_node_header(alg), 0)
                 .map_err(Error::io("write node file header", path))?;
-            file.sync_all().map_err(Error::io("fsync node file", path))?;
+            file.sync_all()
+                .map_err(Error::io("fsync node file", path))?;
             len = NODE_HEADER_LEN;
         }
         let mut h = [0u8; NODE_HEADER_LEN as usize];
@@ -182,7 +187,9 @@ impl FileNodeStore {
         let mut buf = vec![0u8; (NODE_RECORD_LEN as usize) * 4096];
         'verify: while good < records {
             let n = (records - good).min(4096);
-            let chunk = buf.get_mut(..(n * NODE_RECORD_LEN) as usize).unwrap_or_default();
+            let chunk = buf
+                .get_mut(..(n * NODE_RECORD_LEN) as usize)
+                .unwrap_or_default();
             file.read_exact_at(chunk, NODE_HEADER_LEN + good * NODE_RECORD_LEN)
                 .map_err(Error::io("read node file", path))?;
             for rec in chunk.chunks_exact(NODE_RECORD_LEN as usize) {
@@ -207,7 +214,8 @@ impl FileNodeStore {
         if keep_len != len {
             file.set_len(keep_len)
                 .map_err(Error::io("truncate node file", path))?;
-            file.sync_all().map_err(Error::io("fsync node file", path))?;
+            file.sync_all()
+                .map_err(Error::io("fsync node file", path))?;
         }
         let repair = NodeRepair {
             records_dropped: records - keep,
@@ -232,7 +240,9 @@ impl FileNodeStore {
     /// recompute (appends alone are not synced).
     pub fn sync(&self) -> Result<()> {
         let g = self.lock();
-        g.file.sync_data().map_err(Error::io("fsync node file", &g.path))
+        g.file
+            .sync_data()
+            .map_err(Error::io("fsync node file", &g.path))
     }
 
     /// Hash records stored.
@@ -288,9 +298,8 @@ impl NodeStore for FileNodeStore {
             got: nodes.len(),
             leaves,
         };
-        let have = leaves_for_stored(g.stored).ok_or(medledger_chain::Error::NodeStoreTorn {
-            stored: g.stored,
-        })?;
+        let have = leaves_for_stored(g.stored)
+            .ok_or(medledger_chain::Error::NodeStoreTorn { stored: g.stored })?;
         let expected = have
             .checked_add(leaves)
             .and_then(stored_count)
@@ -306,12 +315,45 @@ impl NodeStore for FileNodeStore {
             buf.extend_from_slice(&encode_node_record(k, hash));
         }
         let offset = NODE_HEADER_LEN + g.stored * NODE_RECORD_LEN;
-        g.file.write_all_at(&buf, offset).map_err(|source| Error::Io {
-            op: "write node file",
-            path: g.path.clone(),
-            source,
-        })?;
+        g.file
+            .write_all_at(&buf, offset)
+            .map_err(|source| Error::Io {
+                op: "write node file",
+                path: g.path.clone(),
+                source,
+            })?;
         g.stored += nodes.len() as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn vectors() {
+        let h: String = encode_node_header(HashAlg::Blake3)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(h, "4d4c45444e4f44450100010000000000a0f4ef64");
+        let r = encode_node_record(0, &Hash([0u8; 32]));
+        assert_eq!(&r[32..], &[0xb1, 0x3d, 0xec, 0xe9]);
+    }
+
+    proptest! {
+        #[test]
+        fn record_round_trip_and_mutations(k in any::<u64>(), h in any::<[u8; 32]>(), bit in 0usize..288, other in any::<u64>()) {
+            let r = encode_node_record(k, &Hash(h));
+            prop_assert_eq!(decode_node_record(k, &r), Some(Hash(h)));
+            let mut bad = r;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            prop_assert_eq!(decode_node_record(k, &bad), None);
+            if other != k {
+                prop_assert_eq!(decode_node_record(other, &r), None, "misplaced record");
+            }
+        }
     }
 }

@@ -12,7 +12,9 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction};
+use redb::{
+    Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
+};
 
 use crate::error::{Error, Result};
 use crate::state::{
@@ -36,7 +38,9 @@ pub struct RedbStateStore {
 
 impl std::fmt::Debug for RedbStateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStateStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RedbStateStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +74,10 @@ fn table_name(table: &str) -> Result<String> {
     Ok(format!("t.{table}"))
 }
 
-fn read_u64(t: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<u64>> {
+fn read_u64(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<u64>> {
     let Some(v) = t.get(key).map_err(db_err("read state meta"))? else {
         return Ok(None);
     };
@@ -82,7 +89,11 @@ fn read_u64(t: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) ->
     Ok(Some(u64::from_le_bytes(arr)))
 }
 
-fn put_u64(t: &mut redb::Table<'_, &'static [u8], &'static [u8]>, key: &[u8], v: u64) -> Result<()> {
+fn put_u64(
+    t: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    v: u64,
+) -> Result<()> {
     t.insert(key, wrap_value(META_NAME, key, &v.to_le_bytes()).as_slice())
         .map_err(db_err("write state meta"))?;
     Ok(())
@@ -117,7 +128,10 @@ impl RedbStateStore {
                 other => db_err("open state database")(other),
             })?;
             let check = if verify {
-                match db.check_integrity().map_err(db_err("check state database"))? {
+                match db
+                    .check_integrity()
+                    .map_err(db_err("check state database"))?
+                {
                     true => StateCheck::Clean,
                     false => StateCheck::Repaired,
                 }
@@ -166,7 +180,11 @@ impl StateTxn for RedbTxn<'_> {
         if self.journal.is_some() {
             let old = self.get(table, key)?;
             if let Some(j) = self.journal.as_mut() {
-                j.push(UndoOp::Key { table: table.to_owned(), key: key.to_vec(), old });
+                j.push(UndoOp::Key {
+                    table: table.to_owned(),
+                    key: key.to_vec(),
+                    old,
+                });
             }
         }
         let name = table_name(table)?;
@@ -186,7 +204,11 @@ impl StateTxn for RedbTxn<'_> {
             return Ok(false);
         };
         if let Some(j) = self.journal.as_mut() {
-            j.push(UndoOp::Key { table: table.to_owned(), key: key.to_vec(), old: Some(old) });
+            j.push(UndoOp::Key {
+                table: table.to_owned(),
+                key: key.to_vec(),
+                old: Some(old),
+            });
         }
         let name = table_name(table)?;
         let mut t = self
@@ -253,14 +275,23 @@ impl StateStore for RedbStateStore {
     ) -> Result<()> {
         let mut user_panic = None;
         let r = guarded(|| {
-            let txn = self.db.begin_write().map_err(db_err("begin state transaction"))?;
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(db_err("begin state transaction"))?;
             let (current, seq) = {
                 let meta = txn.open_table(META).map_err(db_err("open state meta"))?;
-                (read_u64(&meta, STAMP_KEY)?, read_u64(&meta, SEQ_KEY)?.unwrap_or(0))
+                (
+                    read_u64(&meta, STAMP_KEY)?,
+                    read_u64(&meta, SEQ_KEY)?.unwrap_or(0),
+                )
             };
             if let (Some(cur), Some(req)) = (current, reflects) {
                 if req < cur {
-                    return Err(Error::StateIndexRegressed { current: cur, requested: req });
+                    return Err(Error::StateIndexRegressed {
+                        current: cur,
+                        requested: req,
+                    });
                 }
             }
             let mut t = RedbTxn {
@@ -278,8 +309,11 @@ impl StateStore for RedbStateStore {
                 let mut undo = txn.open_table(UNDO).map_err(db_err("open undo journal"))?;
                 for (step, op) in (0u32..).zip(&journal) {
                     let k = undo_key(index, seq, step);
-                    undo.insert(k.as_slice(), wrap_value(UNDO_NAME, &k, &op.encode()).as_slice())
-                        .map_err(db_err("write undo journal"))?;
+                    undo.insert(
+                        k.as_slice(),
+                        wrap_value(UNDO_NAME, &k, &op.encode()).as_slice(),
+                    )
+                    .map_err(db_err("write undo journal"))?;
                 }
                 drop(undo);
                 let mut meta = txn.open_table(META).map_err(db_err("open state meta"))?;
@@ -316,7 +350,10 @@ impl StateStore for RedbStateStore {
                     Err(e) => return Err(db_err("open undo journal")(e)),
                 }
             }
-            let txn = self.db.begin_write().map_err(db_err("begin state transaction"))?;
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(db_err("begin state transaction"))?;
             let mut steps = Vec::new();
             let mut all_keys = Vec::new();
             {
@@ -351,7 +388,9 @@ impl StateStore for RedbStateStore {
                     }
                     UndoOp::Key { table, key, old } => {
                         let name = table_name(&table)?;
-                        let mut t = txn.open_table(Bytes::new(&name)).map_err(db_err("open state table"))?;
+                        let mut t = txn
+                            .open_table(Bytes::new(&name))
+                            .map_err(db_err("open state table"))?;
                         match old {
                             Some(v) => {
                                 t.insert(key.as_slice(), wrap_value(&table, &key, &v).as_slice())
@@ -367,7 +406,8 @@ impl StateStore for RedbStateStore {
             {
                 let mut undo = txn.open_table(UNDO).map_err(db_err("open undo journal"))?;
                 for k in &all_keys {
-                    undo.remove(k.as_slice()).map_err(db_err("write undo journal"))?;
+                    undo.remove(k.as_slice())
+                        .map_err(db_err("write undo journal"))?;
                 }
             }
             txn.commit().map_err(db_err("commit state transaction"))?;

@@ -242,7 +242,9 @@ pub(crate) fn scan<R: Read>(
     };
     if let Some(reason) = header_problem {
         let mut rest = Vec::new();
-        r.take(MAX_SCAN_TAIL).read_to_end(&mut rest).map_err(read_err)?;
+        r.take(MAX_SCAN_TAIL)
+            .read_to_end(&mut rest)
+            .map_err(read_err)?;
         let mut whole = h.get(..file_len.min(24) as usize).unwrap_or(&[]).to_vec();
         whole.extend_from_slice(&rest);
         if last && !holds_valid_frame(&whole) {
@@ -300,4 +302,99 @@ pub(crate) fn scan<R: Read>(
     }
     out.valid_len = offset;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The vectors in the crate README (checked against Python's
+    /// `zlib.crc32`).
+    #[test]
+    fn vectors() {
+        assert_eq!(
+            hex(&encode_segment_header(0)),
+            "4d4c45444c4f4700010000000000000000000000491e7af9"
+        );
+        let mut f = Vec::new();
+        encode_frame(0, b"abc", &mut f);
+        assert_eq!(hex(&f), "030000000000000000000000c2412435581b34cf616263");
+    }
+
+    fn segment(entries: &[Vec<u8>], first: u64) -> Vec<u8> {
+        let mut s = encode_segment_header(first).to_vec();
+        for (i, e) in (first..).zip(entries) {
+            encode_frame(i, e, &mut s);
+        }
+        s
+    }
+
+    #[test]
+    fn empty_and_header_only() {
+        let s = inspect_segment(&encode_segment_header(5), 5, false).unwrap();
+        assert_eq!(
+            (s.first_index, s.offsets.len(), s.valid_len, s.torn),
+            (5, 0, 24, None)
+        );
+        assert!(inspect_segment(&encode_segment_header(5), 6, false).is_err());
+        let torn = inspect_segment(&[], 0, true).unwrap();
+        assert_eq!(torn.torn, Some("truncated segment header"));
+        assert!(matches!(
+            inspect_segment(&[], 0, false),
+            Err(Error::SegmentCorrupt { offset: 0, .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(
+            entries in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20),
+            first in 0u64..1000,
+        ) {
+            let s = segment(&entries, first);
+            let scan = inspect_segment(&s, first, false).unwrap();
+            prop_assert_eq!(scan.offsets.len(), entries.len());
+            prop_assert_eq!(scan.valid_len, s.len() as u64);
+            for ((i, e), &o) in (first..).zip(&entries).zip(&scan.offsets) {
+                let end = o as usize + FRAME_HEADER_LEN + e.len();
+                prop_assert_eq!(check_frame(&s[o as usize..end], i).unwrap(), e.as_slice());
+            }
+        }
+
+        /// Any single bit flip in a non-final segment is an error; in the
+        /// final one it is an error or a torn tail, and every frame the
+        /// scan keeps is one of the originals.
+        #[test]
+        fn any_bit_flip_is_caught(
+            entries in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..10),
+            bit in any::<usize>(),
+            last in any::<bool>(),
+        ) {
+            let mut s = segment(&entries, 0);
+            let bit = bit % (s.len() * 8);
+            s[bit / 8] ^= 1 << (bit % 8);
+            match inspect_segment(&s, 0, last) {
+                Err(Error::SegmentCorrupt { .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+                Ok(scan) => {
+                    prop_assert!(last && scan.torn.is_some());
+                    prop_assert!((scan.valid_len as usize) <= bit / 8);
+                    for ((i, e), &o) in (0u64..).zip(&entries).zip(&scan.offsets) {
+                        let end = o as usize + FRAME_HEADER_LEN + e.len();
+                        prop_assert_eq!(check_frame(&s[o as usize..end], i).unwrap(), e.as_slice());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), last in any::<bool>()) {
+            let _ = inspect_segment(&bytes, 0, last);
+        }
+    }
 }

@@ -24,8 +24,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::entry_log::EntryLog;
 use crate::error::{Error, Result};
 use crate::segment::{
-    check_frame, encode_segment_header, scan, write_frame_header, FRAME_HEADER_LEN,
-    MAX_ENTRY_LEN, SEGMENT_HEADER_LEN,
+    check_frame, encode_segment_header, scan, write_frame_header, FRAME_HEADER_LEN, MAX_ENTRY_LEN,
+    SEGMENT_HEADER_LEN,
 };
 use crate::sync_dir;
 
@@ -225,7 +225,7 @@ impl SegmentLog {
         &'a self,
         mut g: MutexGuard<'a, LogState>,
         buf: &mut [u8],
-        frames: &[(usize, usize, u32)],
+        frames: &[PendingFrame],
     ) -> Result<(MutexGuard<'a, LogState>, u64)> {
         if g.failed {
             return Err(Error::LogFailed);
@@ -238,7 +238,8 @@ impl SegmentLog {
             let seg_entries = g.segments.last().map_or(0, |s| s.offsets.len());
             let mut take = 0usize;
             let mut bytes = 0u64;
-            for &(_, flen, _) in frames.get(at..).unwrap_or_default() {
+            for f in frames.get(at..).unwrap_or_default() {
+                let flen = f.len;
                 let would = seg_len + bytes + flen as u64;
                 if would > self.options.segment_size && (seg_entries > 0 || take > 0) {
                     break;
@@ -251,18 +252,20 @@ impl SegmentLog {
                 continue;
             }
             let chunk = frames.get(at..at + take).unwrap_or_default();
-            let (Some(&(lo, _, _)), Some(&(last_start, last_len, _))) = (chunk.first(), chunk.last())
-            else {
+            let (Some(lo), Some(hi)) = (
+                chunk.first().map(|f| f.start),
+                chunk.last().map(|f| f.start + f.len),
+            ) else {
                 break;
             };
             let mut index = g.written;
-            for &(start, flen, payload_crc) in chunk {
-                if let Some(h) = buf.get_mut(start..start + FRAME_HEADER_LEN) {
-                    write_frame_header(h, (flen - FRAME_HEADER_LEN) as u32, index, payload_crc);
+            for f in chunk {
+                if let Some(h) = buf.get_mut(f.start..f.start + FRAME_HEADER_LEN) {
+                    write_frame_header(h, (f.len - FRAME_HEADER_LEN) as u32, index, f.payload_crc);
                 }
                 index += 1;
             }
-            let bytes_out = buf.get(lo..last_start + last_len).unwrap_or_default();
+            let bytes_out = buf.get(lo..hi).unwrap_or_default();
             let st = &mut *g;
             let Some(seg) = st.segments.last_mut() else {
                 return Err(Error::LogFailed);
@@ -275,8 +278,8 @@ impl SegmentLog {
                     source,
                 });
             }
-            for &(start, _, _) in chunk {
-                seg.offsets.push(seg.len + (start - lo) as u64);
+            for f in chunk {
+                seg.offsets.push(seg.len + (f.start - lo) as u64);
             }
             seg.len += bytes_out.len() as u64;
             st.written = index;
@@ -345,7 +348,11 @@ impl SegmentLog {
                     }
                     Err(source) => {
                         g.failed = true;
-                        Err(Error::Io { op: "fsync segment", path, source })
+                        Err(Error::Io {
+                            op: "fsync segment",
+                            path,
+                            source,
+                        })
                     }
                 };
             }
@@ -359,7 +366,11 @@ impl SegmentLog {
                 Err(source) => {
                     g.failed = true;
                     self.synced.notify_all();
-                    return Err(Error::Io { op: "fsync segment", path, source });
+                    return Err(Error::Io {
+                        op: "fsync segment",
+                        path,
+                        source,
+                    });
                 }
             }
             self.synced.notify_all();
@@ -375,12 +386,18 @@ impl SegmentLog {
             });
         }
         let pos = g.segments.partition_point(|s| s.first_index <= index);
-        let seg = pos
-            .checked_sub(1)
-            .and_then(|p| g.segments.get(p))
-            .ok_or(Error::IndexOutOfRange { index, len: g.durable })?;
+        let seg =
+            pos.checked_sub(1)
+                .and_then(|p| g.segments.get(p))
+                .ok_or(Error::IndexOutOfRange {
+                    index,
+                    len: g.durable,
+                })?;
         let k = usize::try_from(index - seg.first_index).unwrap_or(usize::MAX);
-        let start = *seg.offsets.get(k).ok_or(Error::IndexOutOfRange { index, len: g.durable })?;
+        let start = *seg.offsets.get(k).ok_or(Error::IndexOutOfRange {
+            index,
+            len: g.durable,
+        })?;
         let end = seg.offsets.get(k + 1).copied().unwrap_or(seg.len);
         Ok((Arc::clone(&seg.file), seg.name.clone(), start, end))
     }
@@ -408,8 +425,18 @@ fn create_segment(dir: &Path, first_index: u64) -> Result<Segment> {
     })
 }
 
+/// A frame encoded into an append buffer, its header still to be filled
+/// in under the lock (the index is assigned there).
+struct PendingFrame {
+    /// Offset in the buffer.
+    start: usize,
+    /// Header and payload length.
+    len: usize,
+    payload_crc: u32,
+}
+
 /// Encodes `entries` as frames with placeholder headers.
-fn encode_frames(entries: &[&[u8]]) -> Result<(Vec<u8>, Vec<(usize, usize, u32)>)> {
+fn encode_frames(entries: &[&[u8]]) -> Result<(Vec<u8>, Vec<PendingFrame>)> {
     let total: usize = entries.iter().map(|e| e.len() + FRAME_HEADER_LEN).sum();
     let mut buf = Vec::with_capacity(total);
     let mut frames = Vec::with_capacity(entries.len());
@@ -423,7 +450,11 @@ fn encode_frames(entries: &[&[u8]]) -> Result<(Vec<u8>, Vec<(usize, usize, u32)>
         let start = buf.len();
         buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
         buf.extend_from_slice(e);
-        frames.push((start, FRAME_HEADER_LEN + e.len(), crc32fast::hash(e)));
+        frames.push(PendingFrame {
+            start,
+            len: FRAME_HEADER_LEN + e.len(),
+            payload_crc: crc32fast::hash(e),
+        });
     }
     Ok((buf, frames))
 }

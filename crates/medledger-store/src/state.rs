@@ -122,7 +122,12 @@ fn value_tag(table: &str, key: &[u8], value: &[u8]) -> [u8; TAG_LEN] {
     h.update(key);
     h.update(value);
     let mut tag = [0u8; TAG_LEN];
-    tag.copy_from_slice(h.finalize().as_bytes().get(..TAG_LEN).unwrap_or(&[0u8; TAG_LEN]));
+    tag.copy_from_slice(
+        h.finalize()
+            .as_bytes()
+            .get(..TAG_LEN)
+            .unwrap_or(&[0u8; TAG_LEN]),
+    );
     tag
 }
 
@@ -241,7 +246,10 @@ mod tests {
         assert!(check_table("wrapped_keys").is_ok());
         assert!(check_table("idx.patient-1").is_ok());
         for bad in ["", "Upper", "sp ace", "t/x", &"a".repeat(65)] {
-            assert!(matches!(check_table(bad), Err(Error::InvalidTableName { .. })), "{bad}");
+            assert!(
+                matches!(check_table(bad), Err(Error::InvalidTableName { .. })),
+                "{bad}"
+            );
         }
     }
 

@@ -33,7 +33,10 @@ fn file_where_the_directory_should_be() {
         std::fs::remove_dir_all(d.path().join(inner)).unwrap();
         std::fs::write(d.path().join(inner), b"x").unwrap();
         let r = EmbeddedStore::open(d.path(), StoreOptions::default());
-        assert!(matches!(r, Err(Error::NotADirectory { ref path }) if path.ends_with(inner)), "{inner}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::NotADirectory { ref path }) if path.ends_with(inner)),
+            "{inner}: {r:?}"
+        );
     }
 }
 
@@ -48,7 +51,10 @@ fn unreadable_manifest_is_a_typed_error() {
     std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
     assert!(matches!(
         EmbeddedStore::open(dir.path(), StoreOptions::default()),
-        Err(Error::BadManifest { reason: "manifest missing beside an existing log", .. })
+        Err(Error::BadManifest {
+            reason: "manifest missing beside an existing log",
+            ..
+        })
     ));
 }
 

@@ -1,6 +1,8 @@
 //! The conformance suite on the in-memory and the embedded backends.
 
-use medledger_store::{conformance, EmbeddedStore, MemoryBlobStore, MemoryLog, MemoryStateStore, StoreOptions};
+use medledger_store::{
+    conformance, EmbeddedStore, MemoryBlobStore, MemoryLog, MemoryStateStore, StoreOptions,
+};
 
 fn embedded() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -171,12 +171,19 @@ fn check_after_crash(
     seen.leaves_recomputed += report.leaves_recomputed;
     seen.state_undone += report.state_undone;
     if let Some((&last, _)) = acked.last_key_value() {
-        assert!(len > last, "run {run}: acknowledged index {last} lost (len {len})");
+        assert!(
+            len > last,
+            "run {run}: acknowledged index {last} lost (len {len})"
+        );
     }
     // Every entry reads cleanly; every acknowledged one is byte-identical.
     let all = log.read_range(0..len).unwrap();
     for (&i, &(tid, seq)) in acked {
-        assert_eq!(all[i as usize], sample_entry(tid, seq), "run {run}: entry {i}");
+        assert_eq!(
+            all[i as usize],
+            sample_entry(tid, seq),
+            "run {run}: entry {i}"
+        );
     }
     // Nodes: recomputed where missing, equal to a tree over the entries.
     let tree = store.merkle_log().unwrap();
@@ -192,7 +199,9 @@ fn check_after_crash(
     seen.state_replayed += len - from;
     for j in from..len {
         state
-            .transact(Some(j), &mut |t| t.put(TABLE, &j.to_be_bytes(), &state_value(&all[j as usize])))
+            .transact(Some(j), &mut |t| {
+                t.put(TABLE, &j.to_be_bytes(), &state_value(&all[j as usize]))
+            })
             .unwrap();
     }
     let rows = state.scan(TABLE, b"", usize::MAX).unwrap();
@@ -206,15 +215,25 @@ fn check_after_crash(
     );
     for (k, v) in &rows {
         let j = u64::from_be_bytes(k.as_slice().try_into().unwrap());
-        assert_eq!(v, &state_value(&all[j as usize]), "run {run}: state of entry {j}");
+        assert_eq!(
+            v,
+            &state_value(&all[j as usize]),
+            "run {run}: state of entry {j}"
+        );
     }
-    assert_eq!(rows.len() as u64, len, "run {run}: state covers every entry");
+    assert_eq!(
+        rows.len() as u64,
+        len,
+        "run {run}: state covers every entry"
+    );
     // New appends work after recovery.
     let e = sample_entry(u64::MAX, len);
     assert_eq!(log.append(&e).unwrap(), len);
     assert_eq!(log.read(len).unwrap(), e);
     state
-        .transact(Some(len), &mut |t| t.put(TABLE, &len.to_be_bytes(), &state_value(&e)))
+        .transact(Some(len), &mut |t| {
+            t.put(TABLE, &len.to_be_bytes(), &state_value(&e))
+        })
         .unwrap();
     len + 1
 }
@@ -241,13 +260,19 @@ fn crash_loop(kills: u64, max_delay_ms: u64) {
         let delay = Duration::from_micros(rng.next() % (max_delay_ms * 1000 + 1));
         for (i, tid, seq) in run_child(mode, run + 1, dir.path(), delay) {
             seen.acks += 1;
-            assert!(acked.insert(i, (tid, seq)).is_none(), "index {i} acknowledged twice");
+            assert!(
+                acked.insert(i, (tid, seq)).is_none(),
+                "index {i} acknowledged twice"
+            );
         }
         let len = check_after_crash(dir.path(), &acked, run, &mut seen);
         acked.insert(len - 1, (u64::MAX, len - 1));
     }
     eprintln!("{kills} kill points in {:?}: {seen:?}", started.elapsed());
-    assert!(seen.acks as u64 >= kills, "every child acknowledged at least one entry");
+    assert!(
+        seen.acks as u64 >= kills,
+        "every child acknowledged at least one entry"
+    );
 }
 
 #[test]
@@ -264,6 +289,9 @@ fn crash_soak() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let kills = std::env::var("MEDLEDGER_SOAK_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(2000);
+    let kills = std::env::var("MEDLEDGER_SOAK_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(2000);
     crash_loop(kills, 50);
 }

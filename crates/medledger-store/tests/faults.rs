@@ -58,25 +58,41 @@ fn check_segment_outcome(dir: &Path, damaged_frame: usize) {
         Ok((store, report)) => {
             let len = store.log().len().unwrap();
             for i in 0..len {
-                assert_eq!(store.log().read(i).unwrap(), sample_entry(1, i), "entry {i} altered");
+                assert_eq!(
+                    store.log().read(i).unwrap(),
+                    sample_entry(1, i),
+                    "entry {i} altered"
+                );
             }
             if len < N {
                 assert!(report.torn_tail.is_some(), "entries lost without a report");
-                assert!(len as usize >= damaged_frame, "intact entries before the damage dropped");
+                assert!(
+                    len as usize >= damaged_frame,
+                    "intact entries before the damage dropped"
+                );
             }
             assert_eq!(store.merkle_log().unwrap().root(), root_of_first(len));
         }
-        Err(Error::SegmentCorrupt { segment, offset, .. }) => {
+        Err(Error::SegmentCorrupt {
+            segment, offset, ..
+        }) => {
             assert_eq!(segment, "00000000000000000000.seg");
             let offsets = frame_offsets(N);
-            assert!(offset == 0 || offsets.contains(&offset), "offset {offset} is a frame start");
+            assert!(
+                offset == 0 || offsets.contains(&offset),
+                "offset {offset} is a frame start"
+            );
         }
         Err(other) => panic!("unexpected error {other:?}"),
     }
 }
 
 fn frame_of(byte: u64) -> usize {
-    frame_offsets(N).iter().filter(|&&o| o <= byte).count().saturating_sub(1)
+    frame_offsets(N)
+        .iter()
+        .filter(|&&o| o <= byte)
+        .count()
+        .saturating_sub(1)
 }
 
 proptest! {
@@ -164,7 +180,9 @@ proptest! {
 /// file gives an error, a repair, or the right values: never a wrong one.
 #[test]
 fn state_database_damage_never_yields_a_wrong_value() {
-    let db_len = std::fs::metadata(pristine().join("state.redb")).unwrap().len();
+    let db_len = std::fs::metadata(pristine().join("state.redb"))
+        .unwrap()
+        .len();
     let mut outcomes = std::collections::BTreeMap::new();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for case in 0..64u64 {
@@ -173,7 +191,11 @@ fn state_database_damage_never_yields_a_wrong_value() {
         rng ^= rng << 17;
         let dir = copy();
         let path = dir.path().join("state.redb");
-        let at = if case < 8 { case * 4096 + 100 } else { rng % db_len };
+        let at = if case < 8 {
+            case * 4096 + 100
+        } else {
+            rng % db_len
+        };
         flip_bit(&path, at * 8 + case % 8);
         let outcome = match EmbeddedStore::open(dir.path(), StoreOptions::default()) {
             Err(Error::StateCorrupt { .. }) => "open: corrupt",
@@ -218,17 +240,29 @@ fn damaged_state_value_fails_its_tag() {
     let path = dir.path().join("state.redb");
     let mut db = std::fs::read(&path).unwrap();
     let needle = sample_entry(3, 5);
-    let at = db.windows(needle.len()).position(|w| w == needle.as_slice()).unwrap();
+    let at = db
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap();
     db[at + needle.len() / 2] ^= 0x10;
     std::fs::write(&path, db).unwrap();
-    let opts = StoreOptions { verify_state: false, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        verify_state: false,
+        ..StoreOptions::default()
+    };
     let (store, _) = EmbeddedStore::open(dir.path(), opts).unwrap();
     assert!(matches!(
         store.state().get("wrapped_keys", &5u64.to_be_bytes()),
-        Err(Error::StateCorrupt { reason: "stored value fails its checksum", .. })
+        Err(Error::StateCorrupt {
+            reason: "stored value fails its checksum",
+            ..
+        })
     ));
     assert_eq!(
-        store.state().get("wrapped_keys", &6u64.to_be_bytes()).unwrap(),
+        store
+            .state()
+            .get("wrapped_keys", &6u64.to_be_bytes())
+            .unwrap(),
         Some(sample_entry(3, 6))
     );
 }

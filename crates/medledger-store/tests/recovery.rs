@@ -9,14 +9,19 @@ use std::io::Write;
 use common::*;
 use medledger_chain::{HashAlg, MerkleLog};
 use medledger_store::conformance::sample_entry;
-use medledger_store::{read_blob, BlobId, BlobStore, EmbeddedStore, EntryLog, Error, StateStore, StoreOptions};
+use medledger_store::{
+    read_blob, BlobId, BlobStore, EmbeddedStore, EntryLog, Error, StateStore, StoreOptions,
+};
 
 #[test]
 fn merkle_log_persists_through_the_node_file() {
     let dir = filled(1000);
     let (store, report) = open(dir.path());
     assert_eq!(report.entries, 1000);
-    assert_eq!(report.leaves_recomputed, 0, "a clean reopen recomputes nothing");
+    assert_eq!(
+        report.leaves_recomputed, 0,
+        "a clean reopen recomputes nothing"
+    );
     assert!(!report.created);
     let tree = store.merkle_log().unwrap();
     assert_eq!(tree.size(), 1000);
@@ -26,10 +31,24 @@ fn merkle_log_persists_through_the_node_file() {
     }
     assert_eq!(tree.root(), mem.root());
     let proof = tree.inclusion_proof(617, 1000).unwrap();
-    proof.verify(HashAlg::Blake3, &HashAlg::Blake3.leaf_hash(&sample_entry(1, 617)), &tree.root()).unwrap();
+    proof
+        .verify(
+            HashAlg::Blake3,
+            &HashAlg::Blake3.leaf_hash(&sample_entry(1, 617)),
+            &tree.root(),
+        )
+        .unwrap();
     let old_root = tree.root_at(400).unwrap();
     let c = tree.consistency_proof(400, 1000).unwrap();
-    medledger_chain::verify_consistency(HashAlg::Blake3, 400, 1000, &old_root, &tree.root(), &c.path).unwrap();
+    medledger_chain::verify_consistency(
+        HashAlg::Blake3,
+        400,
+        1000,
+        &old_root,
+        &tree.root(),
+        &c.path,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -45,8 +64,15 @@ fn torn_tail_is_cut_and_reported() {
     assert_eq!(torn.bytes_dropped, len - 3 - offsets[9]);
     assert_eq!(torn.segment, "00000000000000000000.seg");
     assert_eq!(report.entries, 9);
-    assert_eq!(report.node_records_dropped, 2, "leaf 9 and node (1, 4) go with entry 9");
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), offsets[9], "file cut at the torn frame");
+    assert_eq!(
+        report.node_records_dropped, 2,
+        "leaf 9 and node (1, 4) go with entry 9"
+    );
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        offsets[9],
+        "file cut at the torn frame"
+    );
     assert_eq!(store.log().append(b"next").unwrap(), 9);
     assert_eq!(store.log().read(9).unwrap(), b"next");
     assert_eq!(store.log().read(8).unwrap(), sample_entry(1, 8));
@@ -72,14 +98,22 @@ fn corruption_before_the_tail_names_segment_and_offset() {
     flip_bit(&seg, (offsets[3] + 25) * 8);
     let before = std::fs::read(&seg).unwrap();
     match EmbeddedStore::open(dir.path(), StoreOptions::default()) {
-        Err(Error::SegmentCorrupt { segment, offset, reason }) => {
+        Err(Error::SegmentCorrupt {
+            segment,
+            offset,
+            reason,
+        }) => {
             assert_eq!(segment, "00000000000000000000.seg");
             assert_eq!(offset, offsets[3]);
             assert_eq!(reason, "payload checksum mismatch");
         }
         other => panic!("expected SegmentCorrupt, got {other:?}"),
     }
-    assert_eq!(std::fs::read(&seg).unwrap(), before, "nothing is cut or repaired");
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        before,
+        "nothing is cut or repaired"
+    );
 }
 
 #[test]
@@ -98,7 +132,9 @@ fn damage_in_an_earlier_segment_is_an_error() {
     let len = std::fs::metadata(&seg).unwrap().len();
     truncate(&seg, len - 1);
     match EmbeddedStore::open(dir.path(), opts) {
-        Err(Error::SegmentCorrupt { segment, .. }) => assert_eq!(segment, "00000000000000000000.seg"),
+        Err(Error::SegmentCorrupt { segment, .. }) => {
+            assert_eq!(segment, "00000000000000000000.seg")
+        }
         other => panic!("expected SegmentCorrupt, got {other:?}"),
     }
 }
@@ -108,7 +144,10 @@ fn corruption_after_open_is_caught_on_read() {
     let dir = filled(4);
     let (store, _) = open(dir.path());
     flip_bit(&first_segment(dir.path()), (frame_offsets(4)[2] + 21) * 8);
-    assert!(matches!(store.log().read(2), Err(Error::SegmentCorrupt { .. })));
+    assert!(matches!(
+        store.log().read(2),
+        Err(Error::SegmentCorrupt { .. })
+    ));
     assert_eq!(store.log().read(1).unwrap(), sample_entry(1, 1));
 }
 
@@ -124,7 +163,11 @@ fn newer_versions_are_refused() {
     std::fs::write(&manifest, &m).unwrap();
     assert!(matches!(
         EmbeddedStore::open(dir.path(), StoreOptions::default()),
-        Err(Error::UnsupportedVersion { what: "store", found: 2, supported: 1 })
+        Err(Error::UnsupportedVersion {
+            what: "store",
+            found: 2,
+            supported: 1
+        })
     ));
     std::fs::write(&manifest, &good).unwrap();
     let seg = first_segment(dir.path());
@@ -135,17 +178,27 @@ fn newer_versions_are_refused() {
     std::fs::write(&seg, &s).unwrap();
     assert!(matches!(
         EmbeddedStore::open(dir.path(), StoreOptions::default()),
-        Err(Error::UnsupportedVersion { what: "log segment", found: 9, .. })
+        Err(Error::UnsupportedVersion {
+            what: "log segment",
+            found: 9,
+            ..
+        })
     ));
 }
 
 #[test]
 fn hash_algorithm_is_fixed_at_creation() {
     let dir = filled(1);
-    let opts = StoreOptions { hash_alg: HashAlg::Sha256, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        hash_alg: HashAlg::Sha256,
+        ..StoreOptions::default()
+    };
     assert!(matches!(
         EmbeddedStore::open(dir.path(), opts),
-        Err(Error::HashAlgMismatch { stored: 1, requested: 3 })
+        Err(Error::HashAlgMismatch {
+            stored: 1,
+            requested: 3
+        })
     ));
 }
 
@@ -179,7 +232,10 @@ fn nodes_beyond_the_durable_entries_are_dropped() {
         tree.append(b"never logged either").unwrap();
     }
     let (store, report) = open(dir.path());
-    assert_eq!(report.node_records_dropped, 4, "stored_count(12) - stored_count(10)");
+    assert_eq!(
+        report.node_records_dropped, 4,
+        "stored_count(12) - stored_count(10)"
+    );
     assert_eq!(store.merkle_log().unwrap().size(), 10);
 }
 
@@ -190,7 +246,10 @@ fn node_file_refuses_a_second_writer() {
     let mut a = store.merkle_log().unwrap();
     let mut b = store.merkle_log().unwrap();
     a.append(b"x").unwrap();
-    assert!(b.append(b"y").is_err(), "a stale handle cannot append at the wrong place");
+    assert!(
+        b.append(b"y").is_err(),
+        "a stale handle cannot append at the wrong place"
+    );
 }
 
 #[test]
@@ -215,9 +274,9 @@ fn blobs_survive_reopen_and_orphans_are_collected() {
     let log = store.log();
     let deleted = store
         .blobs()
-        .collect_pending(&mut |id| {
-            Ok((0..log.len()?).any(|i| log.read(i).is_ok_and(|e| e == id.0)))
-        })
+        .collect_pending(
+            &mut |id| Ok((0..log.len()?).any(|i| log.read(i).is_ok_and(|e| e == id.0))),
+        )
         .unwrap();
     assert_eq!(deleted, vec![orphan]);
     assert_eq!(read_blob(store.blobs(), &kept).unwrap(), vec![1u8; 100_000]);
@@ -234,12 +293,18 @@ fn damaged_blobs_are_errors_not_data() {
     w.commit().unwrap();
     let path = dir.path().join("blobs/pending").join(id.to_hex());
     flip_bit(&path, 100_000 * 8);
-    assert!(matches!(read_blob(store.blobs(), &id), Err(Error::BlobCorrupt { .. })));
+    assert!(matches!(
+        read_blob(store.blobs(), &id),
+        Err(Error::BlobCorrupt { .. })
+    ));
     flip_bit(&path, 100_000 * 8);
     assert_eq!(read_blob(store.blobs(), &id).unwrap().len(), 150_000);
     let len = std::fs::metadata(&path).unwrap().len();
     truncate(&path, len - 16);
-    assert!(matches!(read_blob(store.blobs(), &id), Err(Error::BlobCorrupt { .. })));
+    assert!(matches!(
+        read_blob(store.blobs(), &id),
+        Err(Error::BlobCorrupt { .. })
+    ));
 }
 
 const T: &str = "derived";
@@ -253,7 +318,10 @@ fn state_behind_the_log_is_caught_up_by_replay() {
         let (store, _) = open(dir.path());
         for i in 0..3u64 {
             store.log().append(&sample_entry(2, i)).unwrap();
-            store.state().transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied")).unwrap();
+            store
+                .state()
+                .transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied"))
+                .unwrap();
         }
         store.log().append(&sample_entry(2, 3)).unwrap();
         // Crash here: entry 3 is durable, its state transaction never ran.
@@ -263,7 +331,10 @@ fn state_behind_the_log_is_caught_up_by_replay() {
     assert_eq!(report.state_log_index, Some(2));
     assert_eq!(report.state_undone, 0);
     for i in report.state_log_index.map_or(0, |i| i + 1)..report.entries {
-        store.state().transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied")).unwrap();
+        store
+            .state()
+            .transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied"))
+            .unwrap();
     }
     assert_eq!(store.state().scan(T, b"", 100).unwrap().len(), 4);
     assert_eq!(store.state().log_index().unwrap(), Some(3));
@@ -276,9 +347,15 @@ fn state_ahead_of_the_log_is_undone_on_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (store, _) = open(dir.path());
-        store.state().transact(None, &mut |t| t.put("meta", b"k", b"unstamped")).unwrap();
+        store
+            .state()
+            .transact(None, &mut |t| t.put("meta", b"k", b"unstamped"))
+            .unwrap();
         for i in 0..2u64 {
-            store.state().transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied")).unwrap();
+            store
+                .state()
+                .transact(Some(i), &mut |t| t.put(T, &i.to_be_bytes(), b"applied"))
+                .unwrap();
             store.log().append(&sample_entry(2, i)).unwrap();
         }
         store
@@ -298,7 +375,13 @@ fn state_ahead_of_the_log_is_undone_on_open() {
     let rows = store.state().scan(T, b"", 100).unwrap();
     assert_eq!(
         rows,
-        vec![(0u64.to_be_bytes().to_vec(), b"applied".to_vec()), (1u64.to_be_bytes().to_vec(), b"applied".to_vec())]
+        vec![
+            (0u64.to_be_bytes().to_vec(), b"applied".to_vec()),
+            (1u64.to_be_bytes().to_vec(), b"applied".to_vec())
+        ]
     );
-    assert_eq!(store.state().get("meta", b"k").unwrap(), Some(b"unstamped".to_vec()));
+    assert_eq!(
+        store.state().get("meta", b"k").unwrap(),
+        Some(b"unstamped".to_vec())
+    );
 }

@@ -47,7 +47,12 @@ pub fn flip_bit(path: &Path, bit: u64) {
 }
 
 pub fn truncate(path: &Path, len: u64) {
-    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
