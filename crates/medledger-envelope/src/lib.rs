@@ -34,8 +34,8 @@
 //!
 //! An envelope is a [`Header`] followed by the body. The byte layouts, key
 //! schedule and test vectors are in the crate README; the module docs of
-//! [`header`], [`stanza`](crate::Header), [`stream`] and [`context`] give
-//! each part's layout next to its code.
+//! [`header`], [`keys`], [`stream`] and [`context`] give each part's layout
+//! next to its code.
 //!
 //! # Security notes
 //!

@@ -128,3 +128,43 @@ fn kek(shared: &SharedSecret, ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zer
     let _ = Hkdf::<Sha256>::new(Some(&salt), shared.as_bytes()).expand(WRAP_INFO, out.as_mut());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn wrap_round_trips_and_binds_the_recipient() {
+        let alice = RecipientSecretKey::generate();
+        let bob = RecipientSecretKey::generate();
+        let dk = DataKey::from_bytes([3; 32]);
+        let stanza = Stanza::wrap(&dk, &alice.public_key(), 0, &mut OsRng).unwrap();
+        assert_eq!(stanza.key_id, alice.public_key().key_id());
+        assert_eq!(stanza.unwrap(&alice, 0).unwrap().as_bytes(), &[3; 32]);
+        assert!(matches!(
+            stanza.unwrap(&bob, 4),
+            Err(Error::StanzaUnwrapFailed { index: 4 })
+        ));
+
+        let mut encoded = Vec::new();
+        stanza.encode_into(&mut encoded);
+        assert_eq!(encoded.len(), STANZA_LEN);
+        let (decoded, rest) = Stanza::decode(&encoded).unwrap();
+        assert_eq!(decoded, stanza);
+        assert!(rest.is_empty());
+        assert!(Stanza::decode(&encoded[..STANZA_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn low_order_ephemeral_keys_are_refused() {
+        let alice = RecipientSecretKey::generate();
+        let dk = DataKey::from_bytes([3; 32]);
+        let mut stanza = Stanza::wrap(&dk, &alice.public_key(), 0, &mut OsRng).unwrap();
+        stanza.ephemeral = [0; 32];
+        assert!(matches!(
+            stanza.unwrap(&alice, 2),
+            Err(Error::LowOrderKey { index: 2 })
+        ));
+    }
+}
