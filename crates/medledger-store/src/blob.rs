@@ -9,7 +9,7 @@
 //!          10   2 reserved, zero
 //!          12  32 the blob id
 //!          44   4 CRC-32 (IEEE) of bytes 0..44, u32 LE
-//! chunk   (repeated; every chunk but the last end record holds 1..=65536 bytes)
+//! chunk   (repeated; 1..=65536 bytes, every chunk but the last exactly 65536)
 //!           0   4 data length n, u32 LE
 //!           4   4 CRC-32 of (chunk number u64 LE ‖ n u32 LE ‖ data), u32 LE
 //!           8   n data
@@ -266,6 +266,9 @@ pub struct BlobReader<R> {
     buf: Vec<u8>,
     pos: usize,
     done: bool,
+    /// A chunk shorter than the maximum was read: only the end may follow
+    /// (one canonical encoding per body).
+    short_seen: bool,
 }
 
 impl<R: Read> BlobReader<R> {
@@ -311,6 +314,7 @@ impl<R: Read> BlobReader<R> {
             buf: Vec::new(),
             pos: 0,
             done: false,
+            short_seen: false,
         })
     }
 
@@ -352,6 +356,10 @@ impl<R: Read> BlobReader<R> {
         if len > BLOB_CHUNK_LEN {
             return Err(self.corrupt("blob chunk length over the maximum"));
         }
+        if self.short_seen {
+            return Err(self.corrupt("short blob chunk before the last"));
+        }
+        self.short_seen = len < BLOB_CHUNK_LEN;
         self.buf.resize(len, 0);
         if !read_full(&mut self.inner, &mut self.buf)? {
             return Err(self.corrupt("truncated blob chunk"));
