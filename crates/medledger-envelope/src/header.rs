@@ -301,11 +301,19 @@ impl Header {
             .find(|(_, s)| s.key_id == key_id)
             .ok_or(Error::NoMatchingRecipient)?;
         let dk = stanza.unwrap(secret, index)?;
-        self.verify_data_key(&dk)?;
+        self.verify(&dk, context)?;
+        Ok(dk)
+    }
+
+    /// Checks, in constant time, that `dk` is the key this header commits
+    /// to, that the header is unmodified, and that it was sealed under
+    /// `context` (for a data key kept from an earlier unwrap).
+    pub fn verify(&self, dk: &DataKey, context: &RecordContext) -> Result<()> {
+        self.verify_data_key(dk)?;
         if !bool::from(dk.context_tag(&context.digest()).ct_eq(&self.context_tag)) {
             return Err(Error::WrongContext);
         }
-        Ok(dk)
+        Ok(())
     }
 
     /// Checks that `dk` is the key this header commits to and that the

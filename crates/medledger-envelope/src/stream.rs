@@ -277,12 +277,24 @@ impl<R: Read> Decryptor<R> {
     ) -> Result<Self> {
         let header = Header::read_from(&mut reader)?;
         let dk = header.unwrap_data_key(secret, context)?;
-        Ok(Self::with_data_key(reader, header, &dk, context))
+        Ok(Self::checked(reader, header, &dk, context))
     }
 
-    /// A decryptor for a body whose header was already read and whose data
-    /// key was already unwrapped (and therefore checked) from it.
-    fn with_data_key(reader: R, header: Header, dk: &DataKey, context: &RecordContext) -> Self {
+    /// A decryptor for the body left in `reader` after `header`, with a data
+    /// key unwrapped earlier (e.g. kept by a caller that reads a record many
+    /// times). The key commitment, header MAC and context are checked again.
+    pub fn with_data_key(
+        reader: R,
+        header: Header,
+        dk: &DataKey,
+        context: &RecordContext,
+    ) -> Result<Self> {
+        header.verify(dk, context)?;
+        Ok(Self::checked(reader, header, dk, context))
+    }
+
+    /// A decryptor for a header already verified against `dk` and `context`.
+    fn checked(reader: R, header: Header, dk: &DataKey, context: &RecordContext) -> Self {
         let body = BodyCipher::new(dk, &header, context);
         let chunk_size = usize::try_from(header.chunk_size()).unwrap_or(usize::MAX);
         let capacity = chunk_size.saturating_add(TAG_LEN + 1);
@@ -429,12 +441,13 @@ impl<R: Read> Read for Decryptor<R> {
     }
 }
 
-/// Builds a decryptor from a header and a data key unwrapped from it.
+/// Builds a decryptor from a header and a data key already verified
+/// against it and `context` (by `Header::unwrap_data_key`).
 pub(crate) fn decryptor_for<R: Read>(
     reader: R,
     header: Header,
     dk: &DataKey,
     context: &RecordContext,
 ) -> Decryptor<R> {
-    Decryptor::with_data_key(reader, header, dk, context)
+    Decryptor::checked(reader, header, dk, context)
 }

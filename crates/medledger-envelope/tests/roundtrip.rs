@@ -185,3 +185,29 @@ fn recipients_are_validated_when_sealing() {
     assert!(SealOptions::with_chunk_size(15).is_err());
     assert!(SealOptions::with_chunk_size((1 << 20) + 1).is_err());
 }
+
+#[test]
+fn a_kept_data_key_opens_only_its_own_header_and_context() {
+    let alice = key(1);
+    let ctx = context("rec-kept");
+    let (plain, env) = sealed(100, 32, &[alice.public_key()], &ctx, 20);
+    let (_, other) = sealed(100, 32, &[alice.public_key()], &ctx, 21);
+    let (header, body) = Header::parse_prefix(&env).unwrap();
+    let (other_header, _) = Header::parse_prefix(&other).unwrap();
+    let dk = header.unwrap_data_key(&alice, &ctx).unwrap();
+
+    let mut out = Vec::new();
+    Decryptor::with_data_key(body, header.clone(), &dk, &ctx)
+        .unwrap()
+        .copy_to(&mut out)
+        .unwrap();
+    assert_eq!(out, plain);
+    assert!(matches!(
+        Decryptor::with_data_key(body, other_header, &dk, &ctx),
+        Err(Error::KeyCommitmentMismatch)
+    ));
+    assert!(matches!(
+        Decryptor::with_data_key(body, header, &dk, &context("rec-other")),
+        Err(Error::WrongContext)
+    ));
+}
