@@ -1,0 +1,111 @@
+//! The auditor's command: verify an export file offline under a policy
+//! given on the command line, and print the disclosure report. The
+//! `verify_export` example is a thin `main` around [`run`].
+
+use medledger_chain::{HashAlg, LogKey, NoteVerifier, Policy};
+
+use crate::error::{Error, Result};
+use crate::verify::{verify_export, Report};
+
+/// Usage text of the auditor command.
+pub const USAGE: &str = "usage: verify_export EXPORT.json --log-key VKEY [--origin ORIGIN] \
+[--hash blake3|sha3-256|sha256] [--witness VKEY]... [--quorum K]";
+
+/// Parsed command-line arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditorArgs {
+    /// The export file.
+    pub export: String,
+    /// The log's vkey.
+    pub log_key: String,
+    /// The log's origin (default: the log key's name).
+    pub origin: Option<String>,
+    /// The log's hash algorithm (default BLAKE3).
+    pub hash: HashAlg,
+    /// Witness vkeys.
+    pub witnesses: Vec<String>,
+    /// Cosignatures required (default: all witnesses).
+    pub quorum: Option<usize>,
+}
+
+fn usage(reason: &str) -> Error {
+    Error::ExportMalformed {
+        reason: format!("{reason}\n{USAGE}"),
+    }
+}
+
+impl AuditorArgs {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut export = None;
+        let mut log_key = None;
+        let mut origin = None;
+        let mut hash = HashAlg::Blake3;
+        let mut witnesses = Vec::new();
+        let mut quorum = None;
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| usage(&format!("{a} needs a value")));
+            match a.as_str() {
+                "--log-key" => log_key = Some(value()?),
+                "--origin" => origin = Some(value()?),
+                "--hash" => {
+                    hash = HashAlg::from_name(&value()?).ok_or_else(|| usage("unknown hash"))?;
+                }
+                "--witness" => witnesses.push(value()?),
+                "--quorum" => {
+                    quorum = Some(value()?.parse().map_err(|_| usage("--quorum needs a number"))?);
+                }
+                s if s.starts_with("--") => return Err(usage(&format!("unknown option {s}"))),
+                _ if export.is_none() => export = Some(a.clone()),
+                _ => return Err(usage("more than one export file")),
+            }
+        }
+        Ok(AuditorArgs {
+            export: export.ok_or_else(|| usage("no export file"))?,
+            log_key: log_key.ok_or_else(|| usage("no --log-key"))?,
+            origin,
+            hash,
+            witnesses,
+            quorum,
+        })
+    }
+
+    /// The verification policy these arguments describe.
+    pub fn policy(&self) -> Result<Policy> {
+        let log_verifier = NoteVerifier::from_vkey(&self.log_key)?;
+        let origin = self
+            .origin
+            .clone()
+            .unwrap_or_else(|| log_verifier.name().to_owned());
+        let log = LogKey::new(&origin, log_verifier, self.hash)?;
+        let witnesses = self
+            .witnesses
+            .iter()
+            .map(|w| NoteVerifier::from_vkey(w))
+            .collect::<medledger_chain::Result<Vec<_>>>()?;
+        let quorum = self.quorum.unwrap_or(witnesses.len());
+        Ok(Policy::new(log, witnesses, quorum)?)
+    }
+}
+
+/// Reads and verifies the export named in `args`; returns the report.
+pub fn run(args: &AuditorArgs) -> Result<Report> {
+    let policy = args.policy()?;
+    let meta = std::fs::metadata(&args.export).map_err(|source| Error::Io {
+        path: args.export.clone(),
+        source,
+    })?;
+    let max = crate::export::MAX_EXPORT_LEN;
+    if meta.len() > max as u64 {
+        return Err(Error::ExportTooLarge {
+            len: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+            max,
+        });
+    }
+    let bytes = std::fs::read(&args.export).map_err(|source| Error::Io {
+        path: args.export.clone(),
+        source,
+    })?;
+    verify_export(&bytes, &policy)
+}
