@@ -36,10 +36,11 @@ impl Hash {
 
     /// Lowercase hexadecimal form.
     pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
         let mut s = String::with_capacity(HASH_LEN * 2);
         for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
         }
         s
     }
@@ -59,8 +60,6 @@ impl Hash {
         Some(Hash(out))
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_val(c: u8) -> Option<u8> {
     match c {
