@@ -142,6 +142,11 @@ impl<S: NodeStore> AuditLog<S> {
         lock(&self.inner).tree.size()
     }
 
+    /// Root hash of the current tree.
+    pub fn root(&self) -> Hash {
+        lock(&self.inner).tree.root()
+    }
+
     /// Appends one event, durably. `prev_for_patient` is overwritten with
     /// the patient's previous event. Returns the receipt (without proof:
     /// ask [`AuditLog::receipt`] once a checkpoint covers it).

@@ -45,7 +45,11 @@ impl AuditorArgs {
         let mut quorum = None;
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let mut value = || it.next().cloned().ok_or_else(|| usage(&format!("{a} needs a value")));
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| usage(&format!("{a} needs a value")))
+            };
             match a.as_str() {
                 "--log-key" => log_key = Some(value()?),
                 "--origin" => origin = Some(value()?),
@@ -54,7 +58,11 @@ impl AuditorArgs {
                 }
                 "--witness" => witnesses.push(value()?),
                 "--quorum" => {
-                    quorum = Some(value()?.parse().map_err(|_| usage("--quorum needs a number"))?);
+                    quorum = Some(
+                        value()?
+                            .parse()
+                            .map_err(|_| usage("--quorum needs a number"))?,
+                    );
                 }
                 s if s.starts_with("--") => return Err(usage(&format!("unknown option {s}"))),
                 _ if export.is_none() => export = Some(a.clone()),
@@ -108,4 +116,107 @@ pub fn run(args: &AuditorArgs) -> Result<Report> {
         source,
     })?;
     verify_export(&bytes, &policy)
+}
+
+/// Writes a sample export of a small scripted history to `dir/export.json`
+/// (fixed demo keys, never for production) and returns the command line
+/// that verifies it.
+pub fn write_demo(dir: &std::path::Path) -> Result<String> {
+    use crate::event::{Action, Actor, AuditEvent, Id32, Outcome, PurposeOfUse, RecordRef, Role};
+    use medledger_chain::{CosignatureSigner, Ed25519Signer, MerkleLog, Witness};
+    use std::sync::Arc;
+
+    let origin = "demo.medledger.example/audit";
+    let signer = Ed25519Signer::generate(origin)?;
+    let mut witness = Witness::in_memory(CosignatureSigner::generate("witness.demo.example")?);
+    witness.add_log(LogKey::new(origin, signer.verifier(), HashAlg::Blake3)?);
+    let log = crate::AuditLog::open(
+        origin,
+        Arc::new(medledger_store::MemoryLog::new()),
+        MerkleLog::in_memory(HashAlg::Blake3),
+    )?;
+    let secret = crate::LedgerSecret::generate();
+    let patient = secret.patient_key(b"demo-patient-1")?;
+    let other = secret.patient_key(b"demo-patient-2")?;
+    let t0 = 1_764_307_200_000;
+    let ev = |action, p, actor: u8, role, purpose, k: u64| AuditEvent {
+        action,
+        actor: Actor {
+            id: Id32([actor; 32]),
+            role,
+            organization: "st-mary".into(),
+        },
+        patient: p,
+        record: Some(RecordRef {
+            id: "lab-2025-117".into(),
+            version: 1,
+        }),
+        time_ms: t0 + k * 60_000,
+        source: "node-a".into(),
+        purpose,
+        outcome: Outcome::Success,
+        grant_chain: vec![Id32([0xa0; 32])],
+        emergency: (action == Action::EmergencyAccess).then(|| "unconscious on arrival".into()),
+        prev_for_patient: None,
+        refers_to: None,
+    };
+    log.append(ev(
+        Action::Create,
+        patient,
+        1,
+        Role::Clinician,
+        PurposeOfUse::Treatment,
+        0,
+    ))?;
+    log.append(ev(
+        Action::Read,
+        other,
+        1,
+        Role::Clinician,
+        PurposeOfUse::Treatment,
+        1,
+    ))?;
+    log.checkpoint(&signer, t0 / 1000 + 120, &[&witness])?;
+    log.append(ev(
+        Action::Read,
+        patient,
+        2,
+        Role::Clinician,
+        PurposeOfUse::Treatment,
+        2,
+    ))?;
+    let mut denied = ev(
+        Action::Read,
+        patient,
+        3,
+        Role::Researcher,
+        PurposeOfUse::Research,
+        3,
+    );
+    denied.outcome = Outcome::Denied {
+        code: 403,
+        reason: "no grant covers research".into(),
+    };
+    log.append(denied)?;
+    log.append(ev(
+        Action::EmergencyAccess,
+        patient,
+        4,
+        Role::Nurse,
+        PurposeOfUse::EmergencyTreatment,
+        4,
+    ))?;
+    log.checkpoint(&signer, t0 / 1000 + 300, &[&witness])?;
+    let json = log.export_patient(&patient, None, 1)?.to_json()?;
+    let path = dir.join("export.json");
+    std::fs::write(&path, json).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(format!(
+        "{} --log-key {} --witness {}",
+        path.display(),
+        signer.verifier().to_vkey(),
+        witness.signer().verifier()?.to_vkey()
+    ))
 }

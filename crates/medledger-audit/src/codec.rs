@@ -41,13 +41,35 @@ pub const MAX_TEXT_LEN: usize = 255;
 /// Most grants in a grant chain.
 pub const MAX_GRANTS: usize = 16;
 /// Largest possible encoded event.
-pub const MAX_EVENT_LEN: usize = 4 + 1 + 1 + 32 + 1 + 1 + MAX_ID_LEN + 32
-    + 1 + 1 + MAX_ID_LEN + 8
-    + 8 + 1 + MAX_ID_LEN + 1
-    + 1 + 2 + 1 + MAX_TEXT_LEN
-    + 1 + 32 * MAX_GRANTS
-    + 1 + 1 + MAX_TEXT_LEN
-    + 1 + 8 + 1 + 8;
+pub const MAX_EVENT_LEN: usize = 4
+    + 1
+    + 1
+    + 32
+    + 1
+    + 1
+    + MAX_ID_LEN
+    + 32
+    + 1
+    + 1
+    + MAX_ID_LEN
+    + 8
+    + 8
+    + 1
+    + MAX_ID_LEN
+    + 1
+    + 1
+    + 2
+    + 1
+    + MAX_TEXT_LEN
+    + 1
+    + 32 * MAX_GRANTS
+    + 1
+    + 1
+    + MAX_TEXT_LEN
+    + 1
+    + 8
+    + 1
+    + 8;
 
 const MAX_INDEX: u64 = i64::MAX as u64;
 
@@ -157,7 +179,13 @@ impl AuditEvent {
         out.push(self.action.code());
         out.extend_from_slice(&self.actor.id.0);
         out.push(self.actor.role.code());
-        put_str(&mut out, &self.actor.organization, "organization", 1, MAX_ID_LEN)?;
+        put_str(
+            &mut out,
+            &self.actor.organization,
+            "organization",
+            1,
+            MAX_ID_LEN,
+        )?;
         out.extend_from_slice(&self.patient.0);
         match &self.record {
             None => out.push(0),
@@ -190,7 +218,10 @@ impl AuditEvent {
         }
         match &self.emergency {
             None if self.action == Action::EmergencyAccess => {
-                return Err(invalid("emergency", "reason is required for emergency access"))
+                return Err(invalid(
+                    "emergency",
+                    "reason is required for emergency access",
+                ))
             }
             None => out.push(0),
             Some(r) => {
@@ -310,7 +341,11 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> core::result::Result<&'a [u8], DecodeError> {
+    fn take(
+        &mut self,
+        n: usize,
+        field: &'static str,
+    ) -> core::result::Result<&'a [u8], DecodeError> {
         let rest = self.bytes.get(self.at..).unwrap_or_default();
         let (head, _) = rest.split_at_checked(n).ok_or(DecodeError::Truncated {
             field,

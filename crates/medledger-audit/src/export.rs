@@ -97,7 +97,9 @@ pub(crate) fn encode_path(path: &[Hash]) -> Vec<String> {
 /// hashes.
 pub(crate) fn decode_path(path: &[String]) -> Result<Vec<Hash>> {
     if path.len() > MAX_PROOF_HASHES {
-        return Err(Error::BadField { what: "proof length" });
+        return Err(Error::BadField {
+            what: "proof length",
+        });
     }
     path.iter()
         .map(|s| {

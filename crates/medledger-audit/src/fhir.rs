@@ -94,7 +94,10 @@ pub fn audit_event(origin: &str, index: u64, e: &AuditEvent) -> Value {
         "entity": entities
     });
     if let (Outcome::Denied { code, reason }, Some(obj)) = (&e.outcome, resource.as_object_mut()) {
-        obj.insert("outcomeDesc".into(), json!(format!("denied {code}: {reason}")));
+        obj.insert(
+            "outcomeDesc".into(),
+            json!(format!("denied {code}: {reason}")),
+        );
     }
     resource
 }

@@ -80,6 +80,7 @@
 pub mod audit_log;
 pub mod auditor;
 pub mod codec;
+pub mod embedded;
 pub mod error;
 pub mod event;
 pub mod export;

@@ -123,7 +123,9 @@ mod tests {
     fn key_is_keyed_and_domain_separated() {
         let s = LedgerSecret::from_bytes([7; 32]);
         let a = s.patient_key(b"MRN-0001").unwrap();
-        let b = LedgerSecret::from_bytes([8; 32]).patient_key(b"MRN-0001").unwrap();
+        let b = LedgerSecret::from_bytes([8; 32])
+            .patient_key(b"MRN-0001")
+            .unwrap();
         assert_ne!(a, b);
         assert_ne!(a, s.patient_key(b"MRN-0002").unwrap());
         let mut h = blake3::Hasher::new_keyed(&[7; 32]);

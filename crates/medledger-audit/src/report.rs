@@ -112,7 +112,11 @@ impl Report {
                 );
             }
             None => {
-                let _ = writeln!(s, "events     {} verified (no completeness claim)", self.events.len());
+                let _ = writeln!(
+                    s,
+                    "events     {} verified (no completeness claim)",
+                    self.events.len()
+                );
             }
         }
         let _ = writeln!(s, "\nevents:");
@@ -139,7 +143,11 @@ impl Report {
             );
         }
         let d = self.disclosures();
-        let _ = writeln!(s, "\naccounting of disclosures (45 CFR 164.528): {}", d.len());
+        let _ = writeln!(
+            s,
+            "\naccounting of disclosures (45 CFR 164.528): {}",
+            d.len()
+        );
         for x in &d {
             let _ = writeln!(
                 s,
@@ -166,6 +174,9 @@ mod tests {
     fn formats_times() {
         assert_eq!(format_time_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_time_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(format_time_ms(1_764_307_200_000), "2025-11-28T05:20:00.000Z");
+        assert_eq!(
+            format_time_ms(1_764_307_200_000),
+            "2025-11-28T05:20:00.000Z"
+        );
     }
 }

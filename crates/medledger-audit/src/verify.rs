@@ -109,9 +109,13 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
     let mut summaries = Vec::with_capacity(export.checkpoints.len());
     for (k, text) in export.checkpoints.iter().enumerate() {
         let item = || format!("checkpoints[{k}]");
-        let v = policy.verify(text.as_bytes()).map_err(|e| Error::from(e).at(item()))?;
+        let v = policy
+            .verify(text.as_bytes())
+            .map_err(|e| Error::from(e).at(item()))?;
         if v.note.signatures().len() != 1 + v.cosignatures.len() {
-            return Err(cp_err("a signature line is not the log's or a policy witness's").at(item()));
+            return Err(
+                cp_err("a signature line is not the log's or a policy witness's").at(item()),
+            );
         }
         let cp = v.checkpoint;
         if let Some(prev) = checkpoints.last() {
@@ -124,7 +128,8 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
                 }
             }
             if cp.chain.and_then(|c| c.prev) == Some(prev.hash()) {
-                prev.check_successor(&cp).map_err(|e| Error::from(e).at(item()))?;
+                prev.check_successor(&cp)
+                    .map_err(|e| Error::from(e).at(item()))?;
             }
         }
         summaries.push(CheckpointSummary {
@@ -163,9 +168,9 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
         }
     }
 
-    let last = checkpoints
-        .last()
-        .ok_or(Error::NoCheckpoint { what: "in the export" })?;
+    let last = checkpoints.last().ok_or(Error::NoCheckpoint {
+        what: "in the export",
+    })?;
     let first_size = checkpoints.first().map_or(0, |c| c.size);
     if export.from_size != 0 && export.from_size != first_size {
         return Err(Error::ExportMalformed {
@@ -197,12 +202,22 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
         if e.event.len() > b64_cap {
             return Err(Error::BadField { what: "event" }.at(item()));
         }
-        let bytes = BASE64
-            .decode(&e.event)
-            .map_err(|_| Error::BadField { what: "event base64" }.at(item()))?;
+        let bytes = BASE64.decode(&e.event).map_err(|_| {
+            Error::BadField {
+                what: "event base64",
+            }
+            .at(item())
+        })?;
         let path = decode_path(&e.proof).map_err(|err| err.at(item()))?;
-        verify_inclusion(alg, e.index, last.size, &alg.leaf_hash(&bytes), &path, &last.root)
-            .map_err(|err| Error::from(err).at(item()))?;
+        verify_inclusion(
+            alg,
+            e.index,
+            last.size,
+            &alg.leaf_hash(&bytes),
+            &path,
+            &last.root,
+        )
+        .map_err(|err| Error::from(err).at(item()))?;
         let event = AuditEvent::decode(&bytes).map_err(|err| Error::from(err).at(item()))?;
         if let Some(p) = &patient {
             if event.patient != *p {
