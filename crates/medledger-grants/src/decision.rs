@@ -237,10 +237,7 @@ impl GrantIndex {
             }
             step(req.time >= g.validity.not_before, DenyReason::NotYetValid)?;
             step(req.time < g.validity.not_after, DenyReason::Expired)?;
-            step(
-                !self.is_revoked(&cur.id.0, req.position),
-                DenyReason::Revoked,
-            )?;
+            step(!cur.revoked.by(req.position), DenyReason::Revoked)?;
             if let Some(c) = child {
                 step(
                     g.max_delegation_depth >= 1
@@ -253,22 +250,19 @@ impl GrantIndex {
                     DenyReason::UnknownIssuer,
                 )?;
             }
-            match g.parent {
-                None => {
+            match (g.parent, cur.parent.and_then(|i| self.grant_at(i))) {
+                (None, _) => {
                     return match self.root_authority(g.issuer, g.patient, req) {
                         Ok(()) => Ok(()),
                         Err(reason) => step(false, reason),
                     };
                 }
-                Some(pid) => {
-                    let parent = self.grant_by_id(&pid);
-                    step(parent.is_some(), DenyReason::UnknownIssuer)?;
+                (Some(_), Some(parent)) => {
                     child = Some(cur);
-                    match parent {
-                        Some(p) => cur = p,
-                        None => return step(false, DenyReason::UnknownIssuer),
-                    }
+                    cur = parent;
                 }
+                // Not reachable: a grant only loads after its parent.
+                (Some(_), None) => return step(false, DenyReason::UnknownIssuer),
             }
         }
     }
@@ -277,7 +271,7 @@ impl GrantIndex {
     fn chain_of(&self, leaf: &StoredGrant) -> Vec<GrantId> {
         let mut chain = vec![leaf.id];
         let mut cur = leaf;
-        while let Some(p) = cur.grant.parent.and_then(|pid| self.grant_by_id(&pid)) {
+        while let Some(p) = cur.parent.and_then(|i| self.grant_at(i)) {
             chain.push(p.id);
             cur = p;
         }
@@ -300,7 +294,7 @@ impl GrantIndex {
             if a.position > req.position {
                 continue;
             }
-            if self.is_revoked(&a.id.0, req.position) {
+            if a.revoked.by(req.position) {
                 reason = DenyReason::Revoked;
             } else if req.time < a.appointment.validity.not_before {
                 reason = DenyReason::NotYetValid;

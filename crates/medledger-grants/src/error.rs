@@ -111,9 +111,15 @@ pub enum Error {
         /// The field that widens (`scope`, `actions`, `purposes`, …).
         field: &'static str,
     },
-    /// A grant or revocation that refers to a grant this index does not hold.
-    #[error("unknown grant {0}")]
-    UnknownGrant(Hash),
+    /// A grant or revocation that refers to an object this index does not
+    /// hold (a parent grant, or a revocation's target).
+    #[error("unknown {what} {id}")]
+    UnknownObject {
+        /// The kind of object referred to.
+        what: &'static str,
+        /// Its id.
+        id: Hash,
+    },
     /// The object is already in the index.
     #[error("{what} {id} is already loaded")]
     Duplicate {

@@ -35,23 +35,45 @@ pub(crate) enum GrantStatus {
     UnknownIssuer,
 }
 
+/// Earliest log position of a valid revocation of an object, kept beside
+/// the object so that decisions need no lookup to check it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RevokedAt(Option<LogPosition>);
+
+impl RevokedAt {
+    /// Whether the object was revoked at or before `position`.
+    pub(crate) fn by(self, position: LogPosition) -> bool {
+        self.0.is_some_and(|at| at <= position)
+    }
+
+    fn record(&mut self, position: LogPosition) -> bool {
+        let first = self.0.is_none();
+        self.0 = Some(self.0.map_or(position, |at| at.min(position)));
+        first
+    }
+}
+
 pub(crate) struct StoredGrant {
     pub(crate) grant: Grant,
     pub(crate) id: GrantId,
     pub(crate) position: LogPosition,
     pub(crate) status: GrantStatus,
+    /// Index of the parent grant (present at load: parents load first).
+    pub(crate) parent: Option<u32>,
+    pub(crate) revoked: RevokedAt,
 }
 
 pub(crate) struct StoredMembership {
     pub(crate) membership: Membership,
     pub(crate) id: MembershipId,
     pub(crate) position: LogPosition,
+    pub(crate) revoked: RevokedAt,
 }
 
 pub(crate) struct StoredAppointment {
     pub(crate) appointment: GuardianAppointment,
-    pub(crate) id: AppointmentId,
     pub(crate) position: LogPosition,
+    pub(crate) revoked: RevokedAt,
 }
 
 /// How [`GrantIndex::add_grants`] verifies signatures.
@@ -94,7 +116,7 @@ pub struct GrantIndex {
     appointments: Vec<StoredAppointment>,
     appointment_ids: HashMap<AppointmentId, u32>,
     by_guardian: HashMap<(ActorId, ActorId), Vec<u32>>,
-    revoked: HashMap<Hash, LogPosition>,
+    revoked_objects: usize,
 }
 
 impl GrantIndex {
@@ -182,6 +204,7 @@ impl GrantIndex {
             membership: m.body().clone(),
             id,
             position,
+            revoked: RevokedAt::default(),
         });
         Ok(id)
     }
@@ -219,8 +242,8 @@ impl GrantIndex {
             .push(idx);
         self.appointments.push(StoredAppointment {
             appointment: body.clone(),
-            id,
             position,
+            revoked: RevokedAt::default(),
         });
         Ok(id)
     }
@@ -326,9 +349,15 @@ impl GrantIndex {
                 }),
             };
         }
+        let mut parent_idx = None;
         if let Some(pid) = g.parent {
-            let parent = self.grant_by_id(&pid).ok_or(Error::UnknownGrant(pid.0))?;
-            if parent.position > position {
+            let pi = *self.grant_ids.get(&pid).ok_or(Error::UnknownObject {
+                what: "parent grant",
+                id: pid.0,
+            })?;
+            parent_idx = Some(pi);
+            let parent_position = self.grant_at(pi).map_or(position, |p| p.position);
+            if parent_position > position {
                 return Err(Error::InvalidField {
                     what: "grant",
                     field: "parent",
@@ -349,6 +378,8 @@ impl GrantIndex {
             id,
             position,
             status,
+            parent: parent_idx,
+            revoked: RevokedAt::default(),
         });
         Ok(id)
     }
@@ -409,55 +440,57 @@ impl GrantIndex {
             id: r.target.hash(),
             reason,
         };
-        match r.target {
+        let unknown = |what, id: Hash| Error::UnknownObject { what, id };
+        let slot = match r.target {
             RevocationTarget::Grant(gid) => {
-                let g = &self
-                    .grant_by_id(&gid)
-                    .ok_or(Error::UnknownGrant(gid.0))?
-                    .grant;
+                let i = *self.grant_ids.get(&gid).ok_or(unknown("grant", gid.0))?;
+                let g = &self.grant_at(i).ok_or(unknown("grant", gid.0))?.grant;
                 let guardian = self.appointments_of(r.revoker, g.patient).any(|a| {
                     a.position <= position
                         && a.appointment.validity.contains(r.issued_at)
-                        && !self.is_revoked(&a.id.0, position)
+                        && !a.revoked.by(position)
                 });
                 if r.revoker != g.issuer && r.revoker != g.patient && !guardian {
                     return Err(deny("revoker is not the issuer, the patient or a guardian"));
                 }
+                self.grants.get_mut(i as usize).map(|g| &mut g.revoked)
             }
             RevocationTarget::Membership(mid) => {
-                let m = self
+                let i = *self
                     .membership_ids
                     .get(&mid)
-                    .and_then(|&i| self.memberships.get(i as usize))
-                    .ok_or(Error::UnknownGrant(mid.0))?;
+                    .ok_or(unknown("membership", mid.0))?;
+                let m = self
+                    .memberships
+                    .get_mut(i as usize)
+                    .ok_or(unknown("membership", mid.0))?;
                 if r.revoker != m.membership.organization {
                     return Err(deny("revoker is not the organization"));
                 }
+                Some(&mut m.revoked)
             }
             RevocationTarget::Appointment(aid) => {
+                let what = "guardian appointment";
+                let i = *self.appointment_ids.get(&aid).ok_or(unknown(what, aid.0))?;
                 let a = self
-                    .appointment_ids
-                    .get(&aid)
-                    .and_then(|&i| self.appointments.get(i as usize))
-                    .ok_or(Error::UnknownGrant(aid.0))?;
+                    .appointments
+                    .get_mut(i as usize)
+                    .ok_or(unknown(what, aid.0))?;
                 if r.revoker != a.appointment.appointer && r.revoker != a.appointment.patient {
                     return Err(deny("revoker is not the appointer or the patient"));
                 }
+                Some(&mut a.revoked)
             }
+        };
+        if slot.is_some_and(|s| s.record(position)) {
+            self.revoked_objects += 1;
         }
-        let at = self.revoked.entry(r.target.hash()).or_insert(position);
-        *at = (*at).min(position);
         Ok(())
     }
 
-    /// Whether the object with this id was revoked at or before `position`.
-    pub(crate) fn is_revoked(&self, id: &Hash, position: LogPosition) -> bool {
-        self.revoked.get(id).is_some_and(|&at| at <= position)
-    }
-
-    /// Number of revoked objects.
+    /// Number of distinct objects revoked.
     pub fn revocation_count(&self) -> usize {
-        self.revoked.len()
+        self.revoked_objects
     }
 
     // --- lookups for decisions ---------------------------------------------------
@@ -477,7 +510,7 @@ impl GrantIndex {
             .filter(move |m| {
                 m.position <= position
                     && m.membership.validity.contains(time)
-                    && !self.is_revoked(&m.id.0, position)
+                    && !m.revoked.by(position)
             })
             .map(|m| (m.id, &m.membership))
     }

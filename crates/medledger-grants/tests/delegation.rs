@@ -11,12 +11,20 @@ fn chain(w: &mut World) -> (Vec<ActorKeys>, Vec<SignedGrant>) {
     for a in &actors {
         w.index.register_actor(*a.actor());
     }
-    let mut root = grant(w.patient.id(), w.patient.id(), Grantee::Actor(actors[0].id()));
+    let mut root = grant(
+        w.patient.id(),
+        w.patient.id(),
+        Grantee::Actor(actors[0].id()),
+    );
     root.max_delegation_depth = 5;
     let mut grants = vec![Signed::sign(root, &w.patient).unwrap()];
     for i in 1..6 {
         let parent = grants.last().unwrap().clone();
-        let mut child = grant(actors[i - 1].id(), w.patient.id(), Grantee::Actor(actors[i].id()));
+        let mut child = grant(
+            actors[i - 1].id(),
+            w.patient.id(),
+            Grantee::Actor(actors[i].id()),
+        );
         child.max_delegation_depth = 5 - i as u8;
         child.validity = Validity::new(NB + i as u64, NA - i as u64).unwrap();
         grants.push(Signed::delegate(&parent, child, &actors[i - 1]).unwrap());
@@ -34,7 +42,14 @@ fn chains_of_depth_zero_to_five_allow_and_name_the_chain() {
     for depth in 0..6 {
         let d = w.index.decide(&request(actors[depth].id(), w.patient.id()));
         let expected: Vec<GrantId> = grants[..=depth].iter().map(Signed::id).collect();
-        assert_eq!(d, Decision::Allow { chain: expected, emergency: None }, "depth {depth}");
+        assert_eq!(
+            d,
+            Decision::Allow {
+                chain: expected,
+                emergency: None
+            },
+            "depth {depth}"
+        );
     }
 }
 
@@ -47,12 +62,18 @@ fn the_last_link_cannot_delegate_further() {
     child.validity = Validity::new(NB + 6, NA - 6).unwrap();
     assert!(matches!(
         Signed::delegate(&grants[5], child.clone(), &actors[5]),
-        Err(Error::DelegationWidens { field: "max_delegation_depth" })
+        Err(Error::DelegationWidens {
+            field: "max_delegation_depth"
+        })
     ));
     child.parent = Some(grants[5].id());
-    w.index.add_grant(&Signed::sign(child, &actors[5]).unwrap(), LogPosition(20)).unwrap();
+    w.index
+        .add_grant(&Signed::sign(child, &actors[5]).unwrap(), LogPosition(20))
+        .unwrap();
     assert_eq!(
-        w.index.decide(&request(extra.id(), w.patient.id())).deny_reason(),
+        w.index
+            .decide(&request(extra.id(), w.patient.id()))
+            .deny_reason(),
         Some(DenyReason::DelegationTooDeep)
     );
 }
@@ -64,14 +85,24 @@ fn revoking_a_parent_revokes_its_descendants_from_that_position_on() {
     let r = revocation(&w.patient, RevocationTarget::Grant(grants[2].id()));
     w.index.add_revocation(&r, LogPosition(60)).unwrap();
     for (depth, a) in actors.iter().enumerate() {
-        let before = Request { position: LogPosition(59), ..request(a.id(), w.patient.id()) };
+        let before = Request {
+            position: LogPosition(59),
+            ..request(a.id(), w.patient.id())
+        };
         assert!(w.index.decide(&before).is_allowed(), "depth {depth} before");
-        let after = Request { position: LogPosition(60), ..request(a.id(), w.patient.id()) };
+        let after = Request {
+            position: LogPosition(60),
+            ..request(a.id(), w.patient.id())
+        };
         let d = w.index.decide(&after);
         if depth < 2 {
             assert!(d.is_allowed(), "depth {depth} after");
         } else {
-            assert_eq!(d.deny_reason(), Some(DenyReason::Revoked), "depth {depth} after");
+            assert_eq!(
+                d.deny_reason(),
+                Some(DenyReason::Revoked),
+                "depth {depth} after"
+            );
         }
     }
 }
@@ -82,9 +113,18 @@ fn an_intermediate_issuer_may_revoke_what_it_issued() {
     let (actors, grants) = chain(&mut w);
     let r = revocation(&actors[3], RevocationTarget::Grant(grants[4].id()));
     w.index.add_revocation(&r, LogPosition(60)).unwrap();
-    let last = Request { position: LogPosition(70), ..request(actors[5].id(), w.patient.id()) };
-    assert_eq!(w.index.decide(&last).deny_reason(), Some(DenyReason::Revoked));
-    let mid = Request { position: LogPosition(70), ..request(actors[3].id(), w.patient.id()) };
+    let last = Request {
+        position: LogPosition(70),
+        ..request(actors[5].id(), w.patient.id())
+    };
+    assert_eq!(
+        w.index.decide(&last).deny_reason(),
+        Some(DenyReason::Revoked)
+    );
+    let mid = Request {
+        position: LogPosition(70),
+        ..request(actors[3].id(), w.patient.id())
+    };
     assert!(w.index.decide(&mid).is_allowed());
     // A grantee further down cannot revoke its ancestors.
     let r = revocation(&actors[5], RevocationTarget::Grant(grants[1].id()));
@@ -106,14 +146,27 @@ fn attenuation_is_checked_field_by_field() {
         c
     };
     assert!(Signed::delegate(&parent, base(), &w.doc).is_ok());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Grant)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Grant)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("scope", Box::new(|c| c.scope = Scope::All)),
-        ("sensitivity", Box::new(|c| c.sensitivity = SensitivitySet::empty().with(Sensitivity::Psychiatry))),
+        (
+            "sensitivity",
+            Box::new(|c| c.sensitivity = SensitivitySet::empty().with(Sensitivity::Psychiatry)),
+        ),
         ("actions", Box::new(|c| c.actions = ActionSet::all())),
         ("purposes", Box::new(|c| c.purposes = PurposeSet::all())),
-        ("validity", Box::new(|c| c.validity = Validity::new(NB - 1, NA).unwrap())),
-        ("validity", Box::new(|c| c.validity = Validity::new(NB, NA + 1).unwrap())),
-        ("max_delegation_depth", Box::new(|c| c.max_delegation_depth = 2)),
+        (
+            "validity",
+            Box::new(|c| c.validity = Validity::new(NB - 1, NA).unwrap()),
+        ),
+        (
+            "validity",
+            Box::new(|c| c.validity = Validity::new(NB, NA + 1).unwrap()),
+        ),
+        (
+            "max_delegation_depth",
+            Box::new(|c| c.max_delegation_depth = 2),
+        ),
         ("patient", Box::new(|c| c.patient = ActorId::default())),
     ];
     for (field, edit) in cases {
@@ -153,7 +206,13 @@ fn a_guardian_appointed_by_the_patient_grants_on_their_behalf() {
     appoint(&mut w, &patient, NB, NA).unwrap();
     let g = guardian_grant(&mut w);
     let d = w.index.decide(&request(w.doc.id(), w.patient.id()));
-    assert_eq!(d, Decision::Allow { chain: vec![g.id()], emergency: None });
+    assert_eq!(
+        d,
+        Decision::Allow {
+            chain: vec![g.id()],
+            emergency: None
+        }
+    );
 }
 
 #[test]
@@ -162,18 +221,29 @@ fn a_guardian_appointed_by_a_trusted_organization_grants() {
     let hospital = keys(ActorKind::Organization, 6);
     appoint(&mut w, &hospital, NB, NA).unwrap();
     guardian_grant(&mut w);
-    assert!(w.index.decide(&request(w.doc.id(), w.patient.id())).is_allowed());
+    assert!(w
+        .index
+        .decide(&request(w.doc.id(), w.patient.id()))
+        .is_allowed());
 }
 
 #[test]
 fn untrusted_organizations_and_clinicians_cannot_appoint_guardians() {
     let mut w = World::new();
-    for appointer in [keys(ActorKind::Organization, 7), keys(ActorKind::Clinician, 2)] {
-        assert!(matches!(appoint(&mut w, &appointer, NB, NA), Err(Error::NotAuthorized { .. })));
+    for appointer in [
+        keys(ActorKind::Organization, 7),
+        keys(ActorKind::Clinician, 2),
+    ] {
+        assert!(matches!(
+            appoint(&mut w, &appointer, NB, NA),
+            Err(Error::NotAuthorized { .. })
+        ));
     }
     guardian_grant(&mut w);
     assert_eq!(
-        w.index.decide(&request(w.doc.id(), w.patient.id())).deny_reason(),
+        w.index
+            .decide(&request(w.doc.id(), w.patient.id()))
+            .deny_reason(),
         Some(DenyReason::UnknownIssuer)
     );
 }
@@ -184,9 +254,15 @@ fn a_guardians_grants_end_with_the_appointment() {
     let patient = keys(ActorKind::Patient, 1);
     appoint(&mut w, &patient, NB, NOW).unwrap();
     guardian_grant(&mut w);
-    let at = |t| Request { time: t, ..request(w.doc.id(), w.patient.id()) };
+    let at = |t| Request {
+        time: t,
+        ..request(w.doc.id(), w.patient.id())
+    };
     assert!(w.index.decide(&at(NOW - 1)).is_allowed());
-    assert_eq!(w.index.decide(&at(NOW)).deny_reason(), Some(DenyReason::Expired));
+    assert_eq!(
+        w.index.decide(&at(NOW)).deny_reason(),
+        Some(DenyReason::Expired)
+    );
 }
 
 #[test]
@@ -201,15 +277,26 @@ fn revoking_the_appointment_stops_the_guardians_grants() {
     let r = revocation(&w.guardian, RevocationTarget::Grant(own.id()));
     w.index.add_revocation(&r, LogPosition(40)).unwrap();
     assert_eq!(
-        w.index.decide(&request(w.nurse.id(), w.patient.id())).deny_reason(),
+        w.index
+            .decide(&request(w.nurse.id(), w.patient.id()))
+            .deny_reason(),
         Some(DenyReason::Revoked)
     );
     let r = revocation(&w.patient, RevocationTarget::Appointment(aid));
     w.index.add_revocation(&r, LogPosition(50)).unwrap();
     let d = w.index.decide(&request(w.doc.id(), w.patient.id()));
     assert_eq!(d.deny_reason(), Some(DenyReason::Revoked));
-    let before = Request { position: LogPosition(49), ..request(w.doc.id(), w.patient.id()) };
-    assert_eq!(w.index.decide(&before), Decision::Allow { chain: vec![g.id()], emergency: None });
+    let before = Request {
+        position: LogPosition(49),
+        ..request(w.doc.id(), w.patient.id())
+    };
+    assert_eq!(
+        w.index.decide(&before),
+        Decision::Allow {
+            chain: vec![g.id()],
+            emergency: None
+        }
+    );
 }
 
 #[test]
@@ -222,7 +309,14 @@ fn batch_and_one_by_one_loading_agree() {
         let s = Signed::sign(g, &w.patient).unwrap();
         let s = if i % 250 == 7 {
             // A signature from another grant: fails verification.
-            Signed::from_parts(s.body().clone(), *items.first().map(|(f, _): &(SignedGrant, _)| f.signature()).unwrap()).unwrap()
+            Signed::from_parts(
+                s.body().clone(),
+                *items
+                    .first()
+                    .map(|(f, _): &(SignedGrant, _)| f.signature())
+                    .unwrap(),
+            )
+            .unwrap()
         } else if i == 300 {
             let stranger = keys(ActorKind::Patient, 99);
             let mut g = s.body().clone();
@@ -238,7 +332,10 @@ fn batch_and_one_by_one_loading_agree() {
         let mut w2 = World::new();
         let report = w2.index.add_grants(&items, mode);
         assert_eq!(w2.index.grant_count(), 600);
-        reports.push((report.loaded, report.failed.iter().map(|(i, _)| *i).collect::<Vec<_>>()));
+        reports.push((
+            report.loaded,
+            report.failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        ));
     }
     assert_eq!(reports[0], reports[1]);
     assert_eq!(reports[0].1, vec![7, 257, 300, 507]);

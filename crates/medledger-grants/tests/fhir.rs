@@ -22,11 +22,19 @@ fn variants() -> Vec<SignedGrant> {
     g.max_delegation_depth = 3;
     out.push(Signed::sign(g, &patient).unwrap());
     let mut g = base.clone();
-    g.grantee = Grantee::Role { organization: org.id(), role: Role::new("cardiology").unwrap() };
+    g.grantee = Grantee::Role {
+        organization: org.id(),
+        role: Role::new("cardiology").unwrap(),
+    };
     g.scope = Scope::Records(
-        ["DocumentReference/9", "Observation/1"].iter().map(|r| RecordId::new(r).unwrap()).collect(),
+        ["DocumentReference/9", "Observation/1"]
+            .iter()
+            .map(|r| RecordId::new(r).unwrap())
+            .collect(),
     );
-    g.sensitivity = SensitivitySet::empty().with(Sensitivity::Part2).with(Sensitivity::SubstanceUse);
+    g.sensitivity = SensitivitySet::empty()
+        .with(Sensitivity::Part2)
+        .with(Sensitivity::SubstanceUse);
     out.push(Signed::sign(g, &patient).unwrap());
     let mut g = base;
     g.issuer = doc.id();
@@ -69,11 +77,20 @@ fn consent_uses_the_r4_elements() {
     assert_eq!(p["action"][1]["coding"][0]["code"], "disclose");
     assert_eq!(p["purpose"][0]["code"], "TREAT");
     assert_eq!(p["data"][0]["meaning"], "instance");
-    assert_eq!(p["data"][0]["reference"]["reference"], "DocumentReference/9");
+    assert_eq!(
+        p["data"][0]["reference"]["reference"],
+        "DocumentReference/9"
+    );
     // Nine of the eleven labels are excluded by a nested deny.
     assert_eq!(p["provision"][0]["type"], "deny");
-    assert_eq!(p["provision"][0]["securityLabel"].as_array().unwrap().len(), 9);
-    assert_eq!(v["sourceAttachment"]["contentType"], "application/vnd.medledger.grant");
+    assert_eq!(
+        p["provision"][0]["securityLabel"].as_array().unwrap().len(),
+        9
+    );
+    assert_eq!(
+        v["sourceAttachment"]["contentType"],
+        "application/vnd.medledger.grant"
+    );
 }
 
 fn consent(signed: &SignedGrant) -> Consent {
@@ -85,7 +102,10 @@ fn edited_readable_fields_are_caught() {
     let signed = &variants()[1];
     let mut c = consent(signed);
     c.provision.as_mut().unwrap().purpose.pop();
-    assert_eq!(fhir::signed_from_consent(&c).unwrap_err(), Error::FhirMismatch("provision.purpose"));
+    assert_eq!(
+        fhir::signed_from_consent(&c).unwrap_err(),
+        Error::FhirMismatch("provision.purpose")
+    );
 
     let mut c = consent(signed);
     c.extension[0].value_integer = Some(9);
@@ -95,14 +115,18 @@ fn edited_readable_fields_are_caught() {
     );
 
     let mut c = consent(signed);
-    c.provision.as_mut().unwrap().provision.push(fhir::Provision {
-        kind: Some("deny".into()),
-        security_label: vec![fhir::Coding {
-            system: "http://terminology.hl7.org/CodeSystem/v3-ActCode".into(),
-            code: "HIV".into(),
-        }],
-        ..Default::default()
-    });
+    c.provision
+        .as_mut()
+        .unwrap()
+        .provision
+        .push(fhir::Provision {
+            kind: Some("deny".into()),
+            security_label: vec![fhir::Coding {
+                system: "http://terminology.hl7.org/CodeSystem/v3-ActCode".into(),
+                code: "HIV".into(),
+            }],
+            ..Default::default()
+        });
     assert_eq!(
         fhir::signed_from_consent(&c).unwrap_err(),
         Error::FhirMismatch("provision.provision securityLabel")
@@ -113,7 +137,9 @@ fn edited_readable_fields_are_caught() {
     assert!(matches!(fhir::signed_from_consent(&c), Err(Error::Fhir(_))));
 
     let mut c = consent(&variants()[0]);
-    c.provision.as_mut().unwrap().provision[0].security_label.pop();
+    c.provision.as_mut().unwrap().provision[0]
+        .security_label
+        .pop();
     assert_eq!(
         fhir::signed_from_consent(&c).unwrap_err(),
         Error::FhirMismatch("provision.provision securityLabel")
@@ -126,7 +152,10 @@ fn unsupported_consents_are_refused() {
     let refuse = |edit: &dyn Fn(&mut Consent)| {
         let mut c = consent(signed);
         edit(&mut c);
-        assert!(matches!(fhir::grant_from_consent(&c), Err(Error::Fhir(_))), "{c:?}");
+        assert!(
+            matches!(fhir::grant_from_consent(&c), Err(Error::Fhir(_))),
+            "{c:?}"
+        );
     };
     refuse(&|c| c.resource_type = "Patient".into());
     refuse(&|c| c.modifier_extension.push(serde_json::json!({"url": "x"})));

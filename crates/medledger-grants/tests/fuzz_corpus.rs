@@ -52,10 +52,14 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     root.max_delegation_depth = 2;
     root.scope = categories(&["Condition", "Observation"]);
     let root = Signed::sign(root, &patient).unwrap();
-    let mut child = grant(doc.id(), patient.id(), Grantee::Role {
-        organization: org.id(),
-        role: Role::new("cardiology").unwrap(),
-    });
+    let mut child = grant(
+        doc.id(),
+        patient.id(),
+        Grantee::Role {
+            organization: org.id(),
+            role: Role::new("cardiology").unwrap(),
+        },
+    );
     child.max_delegation_depth = 1;
     child.scope = categories(&["Observation"]);
     let child = Signed::delegate(&root, child, &doc).unwrap();
@@ -100,16 +104,29 @@ fn chain_seed_is_a_real_chain() {
     while let Some((len, tail)) = rest.split_first_chunk::<2>() {
         let (body, tail) = tail.split_at(usize::from(u16::from_be_bytes(*len)));
         let g = SignedGrant::decode(body).unwrap();
-        ids.push(index.add_verified_grant(g.body().clone(), LogPosition(ids.len() as u64)).unwrap());
+        ids.push(
+            index
+                .add_verified_grant(g.body().clone(), LogPosition(ids.len() as u64))
+                .unwrap(),
+        );
         rest = tail;
     }
     let nurse = keys(ActorKind::Clinician, 3);
     let patient = keys(ActorKind::Patient, 1);
     let mut req = request(nurse.id(), patient.id());
-    assert_eq!(index.decide(&req), Decision::Allow { chain: vec![ids[0], ids[2]], emergency: None });
+    assert_eq!(
+        index.decide(&req),
+        Decision::Allow {
+            chain: vec![ids[0], ids[2]],
+            emergency: None
+        }
+    );
     // The leaf names HIV, the root does not: a labelled record stays out.
     req.record.labels = SensitivitySet::empty().with(Sensitivity::Hiv);
-    assert_eq!(index.decide(&req), Decision::Deny(DenyReason::ExcludedSensitivity));
+    assert_eq!(
+        index.decide(&req),
+        Decision::Deny(DenyReason::ExcludedSensitivity)
+    );
     grant::check(chain);
 }
 

@@ -21,7 +21,8 @@ fn arb_grantee() -> impl Strategy<Value = Grantee> {
     prop_oneof![
         arb_id().prop_map(Grantee::Actor),
         arb_id().prop_map(Grantee::Organization),
-        (arb_id(), arb_role()).prop_map(|(organization, role)| Grantee::Role { organization, role }),
+        (arb_id(), arb_role())
+            .prop_map(|(organization, role)| Grantee::Role { organization, role }),
     ]
 }
 
@@ -43,24 +44,45 @@ fn arb_validity() -> impl Strategy<Value = Validity> {
 
 fn arb_grant() -> impl Strategy<Value = Grant> {
     (
-        (arb_id(), arb_id(), arb_grantee(), proptest::option::of(any::<[u8; 32]>())),
-        (arb_scope(), 0..=SensitivitySet::KNOWN, 1..=ActionSet::KNOWN, 1..=PurposeSet::KNOWN),
-        (arb_validity(), 0..=MAX_DELEGATION_DEPTH, any::<u64>(), any::<[u8; 16]>()),
+        (
+            arb_id(),
+            arb_id(),
+            arb_grantee(),
+            proptest::option::of(any::<[u8; 32]>()),
+        ),
+        (
+            arb_scope(),
+            0..=SensitivitySet::KNOWN,
+            1..=ActionSet::KNOWN,
+            1..=PurposeSet::KNOWN,
+        ),
+        (
+            arb_validity(),
+            0..=MAX_DELEGATION_DEPTH,
+            any::<u64>(),
+            any::<[u8; 16]>(),
+        ),
     )
-        .prop_map(|((issuer, patient, grantee, parent), (scope, s, a, p), (validity, depth, issued_at, nonce))| Grant {
-            issuer,
-            patient,
-            grantee,
-            parent: parent.map(|h| GrantId(Hash(h))),
-            scope,
-            sensitivity: SensitivitySet::from_bits(s).unwrap(),
-            actions: ActionSet::from_bits(a).unwrap(),
-            purposes: PurposeSet::from_bits(p).unwrap(),
-            validity,
-            max_delegation_depth: depth,
-            issued_at,
-            nonce,
-        })
+        .prop_map(
+            |(
+                (issuer, patient, grantee, parent),
+                (scope, s, a, p),
+                (validity, depth, issued_at, nonce),
+            )| Grant {
+                issuer,
+                patient,
+                grantee,
+                parent: parent.map(|h| GrantId(Hash(h))),
+                scope,
+                sensitivity: SensitivitySet::from_bits(s).unwrap(),
+                actions: ActionSet::from_bits(a).unwrap(),
+                purposes: PurposeSet::from_bits(p).unwrap(),
+                validity,
+                max_delegation_depth: depth,
+                issued_at,
+                nonce,
+            },
+        )
 }
 
 proptest! {
@@ -146,13 +168,18 @@ proptest! {
 }
 
 const CATS: [&str; 4] = ["A", "B", "C", "D"];
-const LABELS: [Sensitivity; 3] = [Sensitivity::Hiv, Sensitivity::Psychiatry, Sensitivity::Part2];
+const LABELS: [Sensitivity; 3] = [
+    Sensitivity::Hiv,
+    Sensitivity::Psychiatry,
+    Sensitivity::Part2,
+];
 const PURPOSES: [Purpose; 3] = [Purpose::Treat, Purpose::Payment, Purpose::Research];
 
 fn small_scope() -> impl Strategy<Value = Scope> {
     prop_oneof![
         Just(Scope::All),
-        btree_set(0..3usize, 1..=3).prop_map(|s| categories(&s.iter().map(|i| CATS[*i]).collect::<Vec<_>>())),
+        btree_set(0..3usize, 1..=3)
+            .prop_map(|s| categories(&s.iter().map(|i| CATS[*i]).collect::<Vec<_>>())),
     ]
 }
 
@@ -172,7 +199,14 @@ fn small_validity() -> impl Strategy<Value = Validity> {
 type Shape = (Scope, SensitivitySet, u8, PurposeSet, Validity, u8);
 
 fn shape(depth: std::ops::RangeInclusive<u8>) -> impl Strategy<Value = Shape> {
-    (small_scope(), small_labels(), 1..=ActionSet::KNOWN, small_purposes(), small_validity(), depth)
+    (
+        small_scope(),
+        small_labels(),
+        1..=ActionSet::KNOWN,
+        small_purposes(),
+        small_validity(),
+        depth,
+    )
 }
 
 fn apply(g: &mut Grant, s: Shape) {
@@ -257,7 +291,10 @@ fn narrow_into(c: &mut Grant, p: &Grant) {
     c.actions = ActionSet::from_bits(if a == 0 { p.actions.bits() } else { a }).unwrap();
     let pu = c.purposes.bits() & p.purposes.bits();
     c.purposes = PurposeSet::from_bits(if pu == 0 { p.purposes.bits() } else { pu }).unwrap();
-    let nb = c.validity.not_before.clamp(p.validity.not_before, p.validity.not_after - 1);
+    let nb = c
+        .validity
+        .not_before
+        .clamp(p.validity.not_before, p.validity.not_after - 1);
     let na = c.validity.not_after.clamp(nb + 1, p.validity.not_after);
     c.validity = Validity::new(nb, na).unwrap();
     c.max_delegation_depth = p.max_delegation_depth.saturating_sub(1);
@@ -268,7 +305,8 @@ fn aim_at(req: &mut Request, g: &Grant, cat: usize, action: usize, purpose: usiz
     if let Scope::Categories(c) = &g.scope {
         req.record.category = c.iter().nth(cat % c.len()).unwrap().clone();
     }
-    req.record.labels = SensitivitySet::from_bits(req.record.labels.bits() & g.sensitivity.bits()).unwrap();
+    req.record.labels =
+        SensitivitySet::from_bits(req.record.labels.bits() & g.sensitivity.bits()).unwrap();
     let acts: Vec<Action> = g.actions.iter().collect();
     req.action = acts[action % acts.len()];
     let ps: Vec<Purpose> = g.purposes.iter().collect();

@@ -73,7 +73,13 @@ pub fn request(actor: ActorId, patient: ActorId) -> Request {
     }
 }
 
-pub fn membership(org: &ActorKeys, member: ActorId, role: &str, nb: u64, na: u64) -> SignedMembership {
+pub fn membership(
+    org: &ActorKeys,
+    member: ActorId,
+    role: &str,
+    nb: u64,
+    na: u64,
+) -> SignedMembership {
     Signed::sign(
         Membership {
             organization: org.id(),
@@ -125,7 +131,15 @@ impl World {
             rogue_org: keys(ActorKind::Organization, 7),
         };
         let mut w = w;
-        for k in [&w.patient, &w.doc, &w.nurse, &w.other, &w.guardian, &w.hospital, &w.rogue_org] {
+        for k in [
+            &w.patient,
+            &w.doc,
+            &w.nurse,
+            &w.other,
+            &w.guardian,
+            &w.hospital,
+            &w.rogue_org,
+        ] {
             w.index.register_actor(*k.actor());
         }
         w.index.trust_organization(w.hospital.id()).unwrap();
