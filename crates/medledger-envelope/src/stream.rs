@@ -303,7 +303,7 @@ impl<R: Read> Decryptor<R> {
             header,
             body,
             chunk_size,
-            buf: Zeroizing::new(Vec::with_capacity(capacity)),
+            buf: Zeroizing::new(vec![0u8; capacity]),
             carry: None,
             plain_start: 0,
             plain_end: 0,
@@ -363,12 +363,15 @@ impl<R: Read> Decryptor<R> {
     fn read_and_open(&mut self) -> Result<bool> {
         let sealed_len = self.chunk_size + TAG_LEN;
         let want = sealed_len + 1;
-        self.buf.clear();
-        self.buf.extend(self.carry.take());
-        let mut filled = self.buf.len();
-        self.buf.resize(want, 0);
+        // `buf` keeps its full length (`want`, allocated once), so no chunk
+        // pays for re-zeroing it; `filled` says how much is this chunk's.
+        let mut filled = 0;
+        if let (Some(byte), Some(first)) = (self.carry.take(), self.buf.first_mut()) {
+            *first = byte;
+            filled = 1;
+        }
         while filled < want {
-            let Some(space) = self.buf.get_mut(filled..) else {
+            let Some(space) = self.buf.get_mut(filled..want) else {
                 break;
             };
             match self.inner.read(space) {
@@ -378,12 +381,14 @@ impl<R: Read> Decryptor<R> {
                 Err(e) => return Err(Error::Io(e)),
             }
         }
-        self.buf.truncate(filled);
         let chunk = self.chunk;
         if filled == want {
             // More bytes follow, so this must be a non-final chunk.
-            self.carry = self.buf.pop();
-            let sealed = self.buf.as_mut_slice();
+            self.carry = self.buf.get(sealed_len).copied();
+            let sealed = self
+                .buf
+                .get_mut(..sealed_len)
+                .ok_or(Error::StreamFinished)?;
             if let Some(len) = self.body.open(chunk, false, sealed)? {
                 self.plain_start = 0;
                 self.plain_end = len;
@@ -401,7 +406,7 @@ impl<R: Read> Decryptor<R> {
         if filled < TAG_LEN {
             return Err(Error::Truncated { chunks: chunk });
         }
-        let sealed = self.buf.as_mut_slice();
+        let sealed = self.buf.get_mut(..filled).ok_or(Error::StreamFinished)?;
         if let Some(len) = self.body.open(chunk, true, sealed)? {
             if len == 0 && chunk > 0 {
                 return Err(Error::EmptyFinalChunk { chunk });
