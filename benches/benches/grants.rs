@@ -98,7 +98,12 @@ fn build() -> Fixture {
     let mut index = GrantIndex::new();
     let mut ids = HashMap::new();
     let mut all_ids = Vec::with_capacity((PATIENTS * GRANTS_PER_PATIENT) as usize);
-    let cats = ["Observation", "Condition", "MedicationRequest", "DiagnosticReport"];
+    let cats = [
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "DiagnosticReport",
+    ];
     let target = id("patient", 0);
     let mut patient_grants = Vec::new();
     let mut pos = 0u64;
@@ -117,7 +122,9 @@ fn build() -> Fixture {
         &org_keys,
     )
     .expect("membership");
-    index.add_membership(&m, LogPosition(0)).expect("membership");
+    index
+        .add_membership(&m, LogPosition(0))
+        .expect("membership");
 
     for p in 0..PATIENTS {
         let patient = id("patient", p);
@@ -128,7 +135,9 @@ fn build() -> Fixture {
                 g.scope = Scope::Categories([cat(cats[(k / 2 % 4) as usize])].into());
             }
             pos += 1;
-            let gid = index.add_verified_grant(g.clone(), LogPosition(pos)).expect("grant");
+            let gid = index
+                .add_verified_grant(g.clone(), LogPosition(pos))
+                .expect("grant");
             ids.insert(gid, ids.len() as u32);
             all_ids.push(gid);
             if p == 0 {
@@ -155,7 +164,9 @@ fn build() -> Fixture {
     );
     for g in [expired, narrow, valid.clone(), role] {
         pos += 1;
-        index.add_verified_grant(g.clone(), LogPosition(pos)).expect("grant");
+        index
+            .add_verified_grant(g.clone(), LogPosition(pos))
+            .expect("grant");
         patient_grants.push(g);
     }
     let mut parent_id = valid.id();
@@ -170,14 +181,17 @@ fn build() -> Fixture {
         depth -= 1;
         g.max_delegation_depth = depth;
         pos += 1;
-        parent_id = index.add_verified_grant(g.clone(), LogPosition(pos)).expect("delegation");
+        parent_id = index
+            .add_verified_grant(g.clone(), LogPosition(pos))
+            .expect("delegation");
         patient_grants.push(g);
         issuer = next;
         last = next;
     }
     // 100,000 revocations of other patients' grants.
     for r in 0..REVOCATIONS {
-        let gid = all_ids[((r * 9973) % (all_ids.len() as u64 - GRANTS_PER_PATIENT) + GRANTS_PER_PATIENT) as usize];
+        let gid = all_ids[((r * 9973) % (all_ids.len() as u64 - GRANTS_PER_PATIENT)
+            + GRANTS_PER_PATIENT) as usize];
         let patient = index.grant(&gid).expect("grant").patient;
         pos += 1;
         index
@@ -209,7 +223,10 @@ fn build() -> Fixture {
         Decision::Allow { chain, .. } => assert_eq!(chain.len(), 3),
         d => panic!("chain request denied: {d:?}"),
     }
-    assert_eq!(fx.index.decide(&fx.stranger), Decision::Deny(DenyReason::NoGrant));
+    assert_eq!(
+        fx.index.decide(&fx.stranger),
+        Decision::Deny(DenyReason::NoGrant)
+    );
     fx
 }
 
@@ -228,26 +245,43 @@ fn scan(grants: &[Grant], req: &Request) -> Option<usize> {
 fn decide(c: &mut Criterion) {
     let fx = build();
     let mut g = c.benchmark_group("decide_1m");
-    g.bench_function("baseline_hashmap_get", |b| b.iter(|| black_box(fx.ids.get(black_box(&fx.some_id)))));
+    g.bench_function("baseline_hashmap_get", |b| {
+        b.iter(|| black_box(fx.ids.get(black_box(&fx.some_id))))
+    });
     g.bench_function("baseline_scan_patient_1000", |b| {
         b.iter(|| black_box(scan(black_box(&fx.patient_grants), black_box(&fx.direct))))
     });
-    g.bench_function("allow_direct", |b| b.iter(|| black_box(fx.index.decide(black_box(&fx.direct)))));
-    g.bench_function("allow_role", |b| b.iter(|| black_box(fx.index.decide(black_box(&fx.role)))));
-    g.bench_function("allow_chain_3", |b| b.iter(|| black_box(fx.index.decide(black_box(&fx.chain)))));
-    g.bench_function("deny_no_grant", |b| b.iter(|| black_box(fx.index.decide(black_box(&fx.stranger)))));
+    g.bench_function("allow_direct", |b| {
+        b.iter(|| black_box(fx.index.decide(black_box(&fx.direct))))
+    });
+    g.bench_function("allow_role", |b| {
+        b.iter(|| black_box(fx.index.decide(black_box(&fx.role))))
+    });
+    g.bench_function("allow_chain_3", |b| {
+        b.iter(|| black_box(fx.index.decide(black_box(&fx.chain))))
+    });
+    g.bench_function("deny_no_grant", |b| {
+        b.iter(|| black_box(fx.index.decide(black_box(&fx.stranger))))
+    });
     g.finish();
 }
 
 fn keys(kind: ActorKind, seed: u8) -> ActorKeys {
-    ActorKeys::from_keys(kind, SigningKey::from_bytes(&[seed; 32]), StaticSecret::from([seed; 32])).expect("keys")
+    ActorKeys::from_keys(
+        kind,
+        SigningKey::from_bytes(&[seed; 32]),
+        StaticSecret::from([seed; 32]),
+    )
+    .expect("keys")
 }
 
 const LOAD: usize = 10_000;
 const ISSUERS: usize = 100;
 
 fn load(c: &mut Criterion) {
-    let issuers: Vec<ActorKeys> = (0..ISSUERS).map(|i| keys(ActorKind::Patient, i as u8 + 1)).collect();
+    let issuers: Vec<ActorKeys> = (0..ISSUERS)
+        .map(|i| keys(ActorKind::Patient, i as u8 + 1))
+        .collect();
     let items: Vec<(SignedGrant, LogPosition)> = (0..LOAD)
         .map(|i| {
             let k = &issuers[i % ISSUERS];
@@ -257,7 +291,9 @@ fn load(c: &mut Criterion) {
         .collect();
     let msgs: Vec<Vec<u8>> = items.iter().map(|(g, _)| g.signed_message()).collect();
     let sigs: Vec<Signature> = items.iter().map(|(g, _)| *g.signature()).collect();
-    let vks: Vec<VerifyingKey> = (0..LOAD).map(|i| *issuers[i % ISSUERS].actor().verifying_key()).collect();
+    let vks: Vec<VerifyingKey> = (0..LOAD)
+        .map(|i| *issuers[i % ISSUERS].actor().verifying_key())
+        .collect();
     let fresh = || {
         let mut index = GrantIndex::new();
         for k in &issuers {
@@ -282,7 +318,10 @@ fn load(c: &mut Criterion) {
             }
         })
     });
-    for (name, mode) in [("load_one_by_one", Verification::OneByOne), ("load_batch", Verification::Batch)] {
+    for (name, mode) in [
+        ("load_one_by_one", Verification::OneByOne),
+        ("load_batch", Verification::Batch),
+    ] {
         g.bench_function(name, |b| {
             b.iter_batched(
                 fresh,

@@ -9,8 +9,8 @@
 // exercised, and once more through signature verification) and decisions
 // are taken for every issuer and grantee named.
 use medledger_grants::{
-    fhir, Action, ActorId, GrantIndex, Grantee, LogPosition, Purpose, RecordId, RecordMeta,
-    Request, Scope, SignedGrant, Category, Verification,
+    fhir, Action, ActorId, Category, GrantIndex, Grantee, LogPosition, Purpose, RecordId,
+    RecordMeta, Request, Scope, SignedGrant, Verification,
 };
 
 fn round_trip(bytes: &[u8]) -> Option<SignedGrant> {
@@ -35,23 +35,37 @@ fn requests_for(g: &SignedGrant) -> Vec<Request> {
         Scope::All => ("r/1".to_owned(), "Observation".to_owned()),
         Scope::Categories(c) => (
             "r/1".to_owned(),
-            c.iter().next().map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            c.iter()
+                .next()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
         ),
         Scope::Records(r) => (
-            r.iter().next().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            r.iter()
+                .next()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
             "Observation".to_owned(),
         ),
     };
     let (Ok(id), Ok(category)) = (RecordId::new(&id), Category::new(&category)) else {
         return Vec::new();
     };
-    let record = RecordMeta { id, category, labels: b.sensitivity };
+    let record = RecordMeta {
+        id,
+        category,
+        labels: b.sensitivity,
+    };
     let action = b.actions.iter().next().unwrap_or(Action::Read);
     let purpose = b.purposes.iter().next().unwrap_or(Purpose::Treat);
     actors
         .into_iter()
         .flat_map(|actor| {
-            [b.validity.not_before, b.validity.not_after.saturating_sub(1)].map(|time| Request {
+            [
+                b.validity.not_before,
+                b.validity.not_after.saturating_sub(1),
+            ]
+            .map(|time| Request {
                 actor,
                 patient: b.patient,
                 record: record.clone(),
@@ -71,8 +85,11 @@ pub fn check(data: &[u8]) {
     let mut grants = Vec::new();
     let mut rest = data;
     while grants.len() < 8 {
-        let Some((len, tail)) = rest.split_first_chunk::<2>() else { break };
-        let Some((body, tail)) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len))) else {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            break;
+        };
+        let Some((body, tail)) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))
+        else {
             break;
         };
         if let Some(g) = round_trip(body) {
@@ -99,7 +116,10 @@ pub fn check(data: &[u8]) {
     for g in &grants {
         for req in requests_for(g) {
             let _ = trusted.decide(&req);
-            assert!(!verified.decide(&req).is_allowed(), "an unverified grant allowed access");
+            assert!(
+                !verified.decide(&req).is_allowed(),
+                "an unverified grant allowed access"
+            );
         }
     }
 }
