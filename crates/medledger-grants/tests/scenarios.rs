@@ -726,3 +726,26 @@ fn patient_overview_lists_the_patients_grants() {
     assert_eq!(listed, vec![a.id(), b.id()]);
     assert_eq!(w.index.grants_for_patient(&w.doc.id()).count(), 0);
 }
+
+#[test]
+fn memberships_start_exactly_at_not_before() {
+    let mut w = World::new();
+    let m = membership(&w.hospital, w.doc.id(), Role::EMERGENCY, NOW, NA);
+    w.index.add_membership(&m, LogPosition(5)).unwrap();
+    let at = |time| Request {
+        time,
+        purpose: Purpose::EmergencyTreat,
+        break_glass: Some("collapse".into()),
+        ..doc_request(&w)
+    };
+    assert_eq!(
+        w.index.decide(&at(NOW - 1)),
+        Decision::Deny(DenyReason::NoEmergencyRole)
+    );
+    assert!(w.index.decide(&at(NOW)).is_allowed());
+    assert!(w.index.decide(&at(NA - 1)).is_allowed());
+    assert_eq!(
+        w.index.decide(&at(NA)),
+        Decision::Deny(DenyReason::NoEmergencyRole)
+    );
+}
