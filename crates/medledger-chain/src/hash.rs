@@ -1,4 +1,4 @@
-//! Hash algorithms and the 32-byte [`Hash`] value.
+//! Hash algorithms and the 32-byte [`Hash`](struct@Hash) value.
 //!
 //! The tree hashing is RFC 9162 §2.1.1: a leaf is `H(0x00 ‖ data)` and an
 //! interior node is `H(0x01 ‖ left ‖ right)`. The algorithm is part of a log's
