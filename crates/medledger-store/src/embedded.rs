@@ -266,6 +266,9 @@ impl EmbeddedStore {
             options.verify_state,
             Arc::clone(&lock),
         )?;
+        // Makes the entries of blobs/ and state.redb durable if this open
+        // created them.
+        sync_dir(dir)?;
         let state_undone = state.reconcile(entries)?;
         let state_log_index = state.log_index()?;
         if state_log_index.is_some_and(|i| i >= entries) {

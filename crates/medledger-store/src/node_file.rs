@@ -118,7 +118,8 @@ pub(crate) struct NodeRepair {
 }
 
 impl FileNodeStore {
-    /// Opens or creates the node file at `path`, verifies every record, and
+    /// Opens or creates the node file at `path` (rebuilding it if its header
+    /// is damaged), verifies every record, and
     /// cuts it back to a whole number of leaves no greater than `max_leaves`
     /// (the durable entry count): whatever follows a torn or corrupt record
     /// is dropped for recomputation.
@@ -144,24 +145,31 @@ impl FileNodeStore {
             .metadata()
             .map_err(Error::io("stat node file", path))?
             .len();
-        if len < NODE_HEADER_LEN {
-            // New, or torn while being created (it holds nothing yet).
+        let mut h = [0u8; NODE_HEADER_LEN as usize];
+        if len >= NODE_HEADER_LEN {
+            file.read_exact_at(&mut h, 0)
+                .map_err(Error::io("read node file header", path))?;
+        }
+        let header_intact = h[..8] == NODE_MAGIC
+            && crc32fast::hash(&h[..16]) == u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        let mut rebuilt_at = None;
+        if !header_intact {
+            // New, torn while being created, or damaged: the nodes are a
+            // pure function of the entries, so start over and recompute.
+            if len > 0 {
+                rebuilt_at = Some(0);
+            }
             file.set_len(0)
                 .map_err(Error::io("truncate node file", path))?;
-            file.write_all_at(&encode_node_header(alg), 0)
+            h = encode_node_header(alg);
+            file.write_all_at(&h, 0)
                 .map_err(Error::io("write node file header", path))?;
             file.sync_all()
                 .map_err(Error::io("fsync node file", path))?;
+            if let Some(dir) = path.parent() {
+                crate::sync_dir(dir)?;
+            }
             len = NODE_HEADER_LEN;
-        }
-        let mut h = [0u8; NODE_HEADER_LEN as usize];
-        file.read_exact_at(&mut h, 0)
-            .map_err(Error::io("read node file header", path))?;
-        if h[..8] != NODE_MAGIC {
-            return Err(corrupt(0, "bad node file magic"));
-        }
-        if crc32fast::hash(&h[..16]) != u32::from_le_bytes([h[16], h[17], h[18], h[19]]) {
-            return Err(corrupt(0, "node file header checksum mismatch"));
         }
         let version = u16::from_le_bytes([h[8], h[9]]);
         if version > NODE_VERSION {
@@ -219,7 +227,7 @@ impl FileNodeStore {
         }
         let repair = NodeRepair {
             records_dropped: records - keep,
-            corrupt_at,
+            corrupt_at: rebuilt_at.or(corrupt_at),
         };
         let store = FileNodeStore {
             inner: Arc::new(Mutex::new(NodeFile {

@@ -217,7 +217,8 @@ pub(crate) fn scan<R: Read>(
     };
     // Header.
     let mut h = [0u8; SEGMENT_HEADER_LEN];
-    let header_problem = if file_len < SEGMENT_HEADER_LEN as u64 {
+    let header_read = file_len >= SEGMENT_HEADER_LEN as u64;
+    let header_problem = if !header_read {
         Some("truncated segment header")
     } else {
         r.read_exact(&mut h).map_err(read_err)?;
@@ -245,7 +246,7 @@ pub(crate) fn scan<R: Read>(
         r.take(MAX_SCAN_TAIL)
             .read_to_end(&mut rest)
             .map_err(read_err)?;
-        let mut whole = h.get(..file_len.min(24) as usize).unwrap_or(&[]).to_vec();
+        let mut whole = if header_read { h.to_vec() } else { Vec::new() };
         whole.extend_from_slice(&rest);
         if last && !holds_valid_frame(&whole) {
             out.torn = Some(reason);
