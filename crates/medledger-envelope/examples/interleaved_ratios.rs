@@ -1,12 +1,13 @@
 //! Interleaved A/B timing of the envelope body against raw AES-256-GCM over
-//! the same bytes, for a shared, loaded machine where criterion's
+//! the same bytes, and of wrapping a data key for n recipients against n raw
+//! X25519 agreements, for a shared, loaded machine where criterion's
 //! one-benchmark-after-another medians drift with the load: each round
 //! times raw and ours back to back, and the ratio is taken per round, so
 //! load changes hit both sides alike. Complements (does not replace)
 //! `benches/benches/envelope.rs`.
 //!
 //! ```text
-//! cargo run --release -p medledger-envelope --example body_ratio
+//! cargo run --release -p medledger-envelope --example interleaved_ratios
 //! ```
 
 use std::hint::black_box;
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use medledger_envelope::{seal, Decryptor, Encryptor, RecipientSecretKey, RecordContext};
+use medledger_envelope::{seal, Decryptor, Encryptor, Header, RecipientSecretKey, RecordContext};
+use rand_core::OsRng;
+use x25519_dalek::{EphemeralSecret, PublicKey};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -88,6 +91,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 median(ratio)
             );
         }
+    }
+    wrap_ratios(&key, &ctx)?;
+    Ok(())
+}
+
+/// `Header::rewrap` for n recipients against n raw agreements (ephemeral
+/// key generation + one Diffie–Hellman each: the least a wrap needs).
+fn wrap_ratios(
+    key: &RecipientSecretKey,
+    ctx: &RecordContext,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let envelope = seal(b"", ctx, &[key.public_key()])?;
+    let (header, _) = Header::parse_prefix(&envelope)?;
+    let dk = header.unwrap_data_key(key, ctx)?;
+    println!();
+    println!("| recipients | rounds | raw keygen + DH median | wrap median | per recipient | median of per-round ratios (wrap / raw) |");
+    println!("|---|---|---|---|---|---|");
+    for (n, rounds) in [(1usize, 501), (10, 101), (100, 21)] {
+        let recipients: Vec<_> = (0..n)
+            .map(|_| RecipientSecretKey::generate().public_key())
+            .collect();
+        let raw_publics: Vec<_> = recipients
+            .iter()
+            .map(|r| PublicKey::from(*r.as_bytes()))
+            .collect();
+        let (mut raw_t, mut ours_t, mut ratio) = (vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let raw = time(|| {
+                for pk in &raw_publics {
+                    let eph = EphemeralSecret::random_from_rng(OsRng);
+                    black_box(PublicKey::from(&eph));
+                    black_box(eph.diffie_hellman(pk));
+                }
+            });
+            let ours = time(|| header.rewrap(&dk, &recipients));
+            raw_t.push(raw.as_secs_f64());
+            ours_t.push(ours.as_secs_f64());
+            ratio.push(ours.as_secs_f64() / raw.as_secs_f64());
+        }
+        let (r, o) = (median(raw_t), median(ours_t));
+        println!(
+            "| {n} | {rounds} | {:.1} µs | {:.1} µs | {:.1} µs | {:.2}× |",
+            r * 1e6,
+            o * 1e6,
+            o * 1e6 / n as f64,
+            median(ratio)
+        );
     }
     Ok(())
 }
