@@ -342,7 +342,11 @@ impl<S: NodeStore> AuditLog<S> {
     }
 
     fn events_at(&self, indexes: &[u64]) -> Result<Vec<(u64, AuditEvent)>> {
-        indexes.iter().map(|&i| Ok((i, self.event(i)?))).collect()
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            out.push((i, self.event(i)?));
+        }
+        Ok(out)
     }
 
     /// A patient's events, in log order.
