@@ -1,0 +1,340 @@
+//! Access: grants (appended, keys rewrapped to the grantee), revocations
+//! (appended, grantee's wraps removed; later versions use fresh data keys
+//! never wrapped to them), and reads (decision, audit event either way,
+//! decryption only on allow).
+
+use std::io::Read;
+
+use medledger_audit::{Action as AuditAction, Id32, Outcome, RecordRef};
+use medledger_chain::NodeStore;
+use medledger_envelope::{Decryptor, Header};
+use medledger_grants::{
+    Action, ActorId, Decision, DenyReason, GrantId, Grantee, LogPosition, Purpose, RecordId,
+    RecordMeta, RevocationTarget, SignedGrant, SignedRevocation,
+};
+use zeroize::Zeroizing;
+
+use crate::error::{At, Error, Op, Result};
+use crate::key_unwrap::KeyUnwrapper;
+use crate::ledger::{audit_purpose, now_ms, Ledger, OBJ_GRANT, OBJ_REVOCATION, T_OBJECTS};
+use crate::record::{commitment, RecordState};
+
+/// A record as read: plaintext (wiped on drop) and where its access was
+/// logged.
+#[derive(Debug)]
+pub struct Record {
+    /// The record id.
+    pub id: String,
+    /// The version read.
+    pub version: u64,
+    /// Its media type.
+    pub content_type: String,
+    /// The plaintext body.
+    pub body: Zeroizing<Vec<u8>>,
+    /// The log index of the access's audit event.
+    pub event: u64,
+    /// Whether this was break-the-glass access.
+    pub emergency: bool,
+}
+
+/// The numeric code of a denial in the audit event.
+pub fn deny_code(r: DenyReason) -> u16 {
+    match r {
+        DenyReason::NoGrant => 1,
+        DenyReason::OutOfScope => 2,
+        DenyReason::ExcludedSensitivity => 3,
+        DenyReason::ActionNotAllowed => 4,
+        DenyReason::PurposeNotAllowed => 5,
+        DenyReason::BadSignature => 6,
+        DenyReason::NotYetValid => 7,
+        DenyReason::Expired => 8,
+        DenyReason::Revoked => 9,
+        DenyReason::UnknownIssuer => 10,
+        DenyReason::NotDelegable => 11,
+        DenyReason::DelegationTooDeep => 12,
+        DenyReason::EmergencyReasonInvalid => 13,
+        DenyReason::NoEmergencyRole => 14,
+        _ => 0xffff,
+    }
+}
+
+fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
+    Ok(RecordMeta {
+        id: RecordId::new(record).at(op)?,
+        category: medledger_grants::Category::new(&st.category).at(op)?,
+        labels: st.labels,
+    })
+}
+
+impl<N: NodeStore> Ledger<N> {
+    /// Appends a patient-signed (or guardian- or delegate-signed) grant and
+    /// wraps the data key of every record version in its scope to an
+    /// actor grantee. Grants to organizations or roles are wrapped lazily,
+    /// to each member on their first allowed read.
+    pub fn grant(&self, grant: &SignedGrant) -> Result<GrantId> {
+        let op = Op::Grant;
+        let body = grant.body();
+        self.actor(&body.issuer, op)?;
+        self.actor(&body.patient, op)?;
+        let event = self.event(
+            op,
+            AuditAction::Grant,
+            &body.issuer,
+            &body.patient,
+            None,
+            medledger_audit::PurposeOfUse::PatientRequested,
+            Outcome::Success,
+            vec![Id32(*grant.id().0.as_bytes())],
+            None,
+        )?;
+        let id = {
+            let mut idx = self.index_mut();
+            let at = self.audit.size();
+            let id = idx.add_grant(grant, LogPosition(at)).at(op)?;
+            let index = self.audit.append(event).at(op)?.index;
+            let mut value = vec![OBJ_GRANT];
+            value.extend_from_slice(&grant.encode());
+            self.state
+                .transact(Some(index), &mut |t| {
+                    t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+                })
+                .at(op)?;
+            id
+        };
+        if let Grantee::Actor(grantee) = &body.grantee {
+            let reader = crate::record::x25519_of(&self.actor(grantee, op)?);
+            for record in self.records_of(&body.patient)? {
+                let _guard = self.record_lock(&record);
+                let st = self.record_state(&record, op)?;
+                if st.erased
+                    || !body.scope.covers(&meta(&record, &st, op)?)
+                    || !st.labels.is_subset(body.sensitivity)
+                {
+                    continue;
+                }
+                for v in 1..=st.latest {
+                    self.add_reader(&record, &st, v, &reader, op)?;
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Appends a signed revocation. Decisions after it deny; the revoked
+    /// actor grantee's wraps are removed from the patient's record
+    /// headers, and versions written later get fresh data keys never
+    /// wrapped to them. A data key they already unwrapped still opens the
+    /// version it belongs to.
+    pub fn revoke(&self, revocation: &SignedRevocation) -> Result<u64> {
+        let op = Op::Revoke;
+        let body = revocation.body();
+        self.actor(&body.revoker, op)?;
+        let target = match body.target {
+            RevocationTarget::Grant(g) => self.index().grant(&g).cloned(),
+            _ => None,
+        };
+        let patient = target.as_ref().map_or(body.revoker, |g| g.patient);
+        let event = self.event(
+            op,
+            AuditAction::Revoke,
+            &body.revoker,
+            &patient,
+            None,
+            medledger_audit::PurposeOfUse::PatientRequested,
+            Outcome::Success,
+            vec![Id32(*body.target.hash().as_bytes())],
+            None,
+        )?;
+        let (index, target) = {
+            let mut idx = self.index_mut();
+            let at = self.audit.size();
+            idx.add_revocation(revocation, LogPosition(at)).at(op)?;
+            let index = self.audit.append(event).at(op)?.index;
+            let mut value = vec![OBJ_REVOCATION];
+            value.extend_from_slice(&revocation.encode());
+            self.state
+                .transact(Some(index), &mut |t| {
+                    t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+                })
+                .at(op)?;
+            (index, target)
+        };
+        if let Some(g) = target {
+            if let Grantee::Actor(grantee) = g.grantee {
+                let key = crate::record::x25519_of(&self.actor(&grantee, op)?).key_id();
+                for record in self.records_of(&g.patient)? {
+                    let _guard = self.record_lock(&record);
+                    let st = self.record_state(&record, op)?;
+                    if st.erased {
+                        continue;
+                    }
+                    let ctx_custody = self.custody_key(&record, &st, op)?;
+                    for v in 1..=st.latest {
+                        let Ok(vs) = self.version_state(&record, v, op) else {
+                            continue;
+                        };
+                        let bytes = self.get_blob(&vs.blob, op)?;
+                        let (header, body) = Header::parse_prefix(&bytes).at(op)?;
+                        if !header.recipients().any(|k| k == key) {
+                            continue;
+                        }
+                        let ctx = self.context(&record, &st, v, op)?;
+                        let dk = header.unwrap_data_key(&ctx_custody, &ctx).at(op)?;
+                        let new = header.remove_recipients(&dk, &[key]).at(op)?;
+                        self.replace_header(&record, v, &vs, &new, body, op)?;
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Reads the latest version of `record` as `reader` for `purpose`. The
+    /// grants engine decides; the attempt is logged either way; only on
+    /// allow is the data key unwrapped (by `reader`) and the body
+    /// decrypted. A denial is [`Error::AccessDenied`] with its reason.
+    pub fn read(&self, reader: &dyn KeyUnwrapper, record: &str, purpose: Purpose) -> Result<Record> {
+        self.access(reader, record, None, purpose, None, Op::Read)
+    }
+
+    /// Reads a given version (see [`Ledger::read`]).
+    pub fn read_version(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        version: u64,
+        purpose: Purpose,
+    ) -> Result<Record> {
+        self.access(reader, record, Some(version), purpose, None, Op::Read)
+    }
+
+    /// Break-the-glass: reads `record` with a stated `reason`. Allowed only
+    /// to an actor with an active emergency role in a trusted
+    /// organization; flagged in the log and in the patient's disclosure
+    /// report.
+    pub fn emergency_read(&self, reader: &dyn KeyUnwrapper, record: &str, reason: &str) -> Result<Record> {
+        self.access(
+            reader,
+            record,
+            None,
+            Purpose::EmergencyTreat,
+            Some(reason),
+            Op::EmergencyRead,
+        )
+    }
+
+    fn access(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        version: Option<u64>,
+        purpose: Purpose,
+        break_glass: Option<&str>,
+        op: Op,
+    ) -> Result<Record> {
+        let actor: ActorId = reader.actor();
+        self.actor(&actor, op)?;
+        let st = self.record_state(record, op)?;
+        if st.erased {
+            return Err(Error::RecordErased {
+                op,
+                record: record.to_owned(),
+            });
+        }
+        let version = version.unwrap_or(st.latest);
+        if version == 0 || version > st.latest {
+            return Err(Error::UnknownRecord {
+                op,
+                record: record.to_owned(),
+                version: Some(version),
+            });
+        }
+        let request = medledger_grants::Request {
+            actor,
+            patient: st.patient,
+            record: meta(record, &st, op)?,
+            action: Action::Read,
+            purpose,
+            time: now_ms() / 1000,
+            position: LogPosition(self.audit.size()),
+            break_glass: break_glass.map(str::to_owned),
+        };
+        let decision = if actor == st.patient {
+            Decision::Allow {
+                chain: Vec::new(),
+                emergency: None,
+            }
+        } else {
+            self.index().decide(&request)
+        };
+        let (outcome, chain, emergency) = match &decision {
+            Decision::Allow { chain, emergency } => (
+                Outcome::Success,
+                chain.iter().map(|g| Id32(*g.0.as_bytes())).collect(),
+                emergency.as_ref().map(|e| e.reason.clone()),
+            ),
+            Decision::Deny(r) => (
+                Outcome::Denied {
+                    code: deny_code(*r),
+                    reason: format!("{r:?}"),
+                },
+                Vec::new(),
+                break_glass.map(str::to_owned),
+            ),
+        };
+        let is_emergency = emergency.is_some();
+        let action = if break_glass.is_some() {
+            AuditAction::EmergencyAccess
+        } else {
+            AuditAction::Read
+        };
+        let event = self.event(
+            op,
+            action,
+            &actor,
+            &st.patient,
+            Some(RecordRef {
+                id: record.to_owned(),
+                version,
+            }),
+            audit_purpose(purpose),
+            outcome,
+            chain,
+            emergency.map(|r| r.chars().take(255).collect()),
+        )?;
+        let event = self.audit.append(event).at(op)?.index;
+        if let Decision::Deny(reason) = decision {
+            return Err(Error::AccessDenied { op, reason, event });
+        }
+        let reader_key = reader.public_key();
+        let bytes = {
+            let _guard = self.record_lock(record);
+            self.add_reader(record, &st, version, &reader_key, op)?;
+            let (vs, bytes) = self.envelope(record, version, op)?;
+            let (_, body) = Header::parse_prefix(&bytes).at(op)?;
+            if commitment(&vs.nonce, body) != vs.commitment {
+                return Err(Error::VerificationFailed {
+                    op,
+                    what: format!("ciphertext of {record} v{version} does not match its commitment"),
+                });
+            }
+            bytes
+        };
+        let (header, body) = Header::parse_prefix(&bytes).at(op)?;
+        let ctx = self.context(record, &st, version, op)?;
+        let dk = reader.unwrap_data_key(&header, &ctx).at(op)?;
+        let mut dec = Decryptor::with_data_key(body, header, &dk, &ctx).at(op)?;
+        let mut plain = Zeroizing::new(Vec::with_capacity(body.len()));
+        dec.read_to_end(&mut plain)
+            .map_err(medledger_envelope::Error::from_io)
+            .at(op)?;
+        Ok(Record {
+            id: record.to_owned(),
+            version,
+            content_type: st.content_type,
+            body: plain,
+            event,
+            emergency: is_emergency,
+        })
+    }
+}

@@ -1,0 +1,406 @@
+//! The [`Ledger`]: construction, key custody on open, identities, and the
+//! audit-event glue every operation shares.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use medledger_audit::{
+    Action, Actor as AuditActor, AuditEvent, AuditLog, Id32, IssuedCheckpoint, LedgerSecret,
+    Outcome, PatientKey, PurposeOfUse, RecordRef, Role as AuditRole,
+};
+use medledger_chain::{
+    Checkpoint, Ed25519Signer, HashAlg, LogKey, MemoryNodeStore, NodeStore, Note,
+};
+use medledger_grants::{
+    Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose, SignedGrant, SignedMembership,
+    SignedRevocation,
+};
+use medledger_store::{BlobStore, EmbeddedStore, EntryLog, FileNodeStore, StateStore, StoreOptions};
+
+use crate::backend::{self, Stores};
+use crate::custody::{LedgerKey, Secrets};
+use crate::error::{At, Error, Op, Result};
+
+/// Number of lock stripes serializing writers of the same record.
+const RECORD_STRIPES: usize = 64;
+/// Longest organization label of an actor (the audit event's limit).
+pub const MAX_ORGANIZATION_LEN: usize = 64;
+
+pub(crate) const T_LEDGER: &str = "ledger";
+pub(crate) const T_ACTORS: &str = "actors";
+pub(crate) const T_TRUSTED: &str = "trusted";
+pub(crate) const T_OBJECTS: &str = "objects";
+pub(crate) const T_CHECKPOINTS: &str = "checkpoints";
+
+pub(crate) const OBJ_GRANT: u8 = 1;
+pub(crate) const OBJ_MEMBERSHIP: u8 = 2;
+pub(crate) const OBJ_REVOCATION: u8 = 3;
+
+/// A medical-record ledger: encrypted records, patient grants, one
+/// tamper-evident log of every write, grant, revocation, access attempt,
+/// erasure and key event, signed checkpoints and witness cosignatures.
+///
+/// `Send + Sync`: share it behind an `Arc`; operations on different
+/// records run concurrently and their log appends share group commits.
+pub struct Ledger<N: NodeStore = FileNodeStore> {
+    pub(crate) origin: String,
+    pub(crate) source: String,
+    pub(crate) audit: AuditLog<N>,
+    pub(crate) entries: Arc<dyn EntryLog>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) secrets: Secrets,
+    pub(crate) signer: Ed25519Signer,
+    pub(crate) pseudonyms: LedgerSecret,
+    pub(crate) index: RwLock<GrantIndex>,
+    pub(crate) organizations: RwLock<HashMap<ActorId, String>>,
+    pub(crate) checkpoint_lock: Mutex<()>,
+    record_locks: Vec<Mutex<()>>,
+}
+
+impl<N: NodeStore> core::fmt::Debug for Ledger<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("origin", &self.origin)
+            .field("size", &self.audit.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger<FileNodeStore> {
+    /// Opens (or creates) the ledger named `origin` in directory `dir` on
+    /// the embedded store, unsealing its secrets with `key`. A wrong key is
+    /// [`Error::WrongLedgerKey`]; a damaged store is [`Error::Store`].
+    pub fn open(dir: impl AsRef<Path>, origin: &str, key: &LedgerKey) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)
+            .map_err(|source| medledger_store::Error::Io {
+                op: "create ledger directory",
+                path: dir.to_owned(),
+                source,
+            })
+            .at(Op::Open)?;
+        let (store, _report) = EmbeddedStore::open(dir, StoreOptions::default()).at(Op::Open)?;
+        let stores = backend::embedded(Arc::new(store)).at(Op::Open)?;
+        Ledger::with_stores(stores, origin, key)
+    }
+}
+
+impl Ledger<MemoryNodeStore> {
+    /// A ledger entirely in memory (tests, examples), BLAKE3 tree.
+    pub fn in_memory(origin: &str, key: &LedgerKey) -> Result<Self> {
+        Ledger::with_stores(Stores::in_memory(HashAlg::Blake3), origin, key)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<N: NodeStore> Ledger<N> {
+    /// A ledger over any implementation of the storage traits. Reconciles
+    /// the state with the log, unseals (or creates and seals) the ledger's
+    /// secrets, rebuilds the audit indexes, the grant index and the
+    /// checkpoints, and removes blobs no durable entry references.
+    pub fn with_stores(stores: Stores<N>, origin: &str, key: &LedgerKey) -> Result<Self> {
+        let op = Op::Open;
+        let Stores {
+            entries,
+            tree,
+            blobs,
+            state,
+        } = stores;
+        let len = entries.len().at(op)?;
+        state.reconcile(len).at(op)?;
+        let secrets = match state.get(T_LEDGER, b"secrets").at(op)? {
+            Some(sealed) => Secrets::unseal(&sealed, key, origin)?,
+            None => {
+                let s = Secrets::generate();
+                let sealed = s.seal(key, origin)?;
+                state
+                    .transact(None, &mut |t| t.put(T_LEDGER, b"secrets", &sealed))
+                    .at(op)?;
+                s
+            }
+        };
+        let signer = Ed25519Signer::new(
+            origin,
+            ed25519_dalek::SigningKey::from_bytes(&secrets.signing),
+        )
+        .at(op)?;
+        let pseudonyms = LedgerSecret::from_bytes(secrets.pseudonym);
+        let audit = AuditLog::open(origin, entries.clone(), tree).at(op)?;
+        let ledger = Ledger {
+            origin: origin.to_owned(),
+            source: origin.chars().take(64).collect(),
+            audit,
+            entries,
+            blobs,
+            state,
+            secrets,
+            signer,
+            pseudonyms,
+            index: RwLock::new(GrantIndex::new()),
+            organizations: RwLock::new(HashMap::new()),
+            checkpoint_lock: Mutex::new(()),
+            record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
+        };
+        ledger.restore()?;
+        Ok(ledger)
+    }
+
+    /// Rebuilds what lives in memory from the state store.
+    fn restore(&self) -> Result<()> {
+        let op = Op::Open;
+        let corrupt = |table, reason| Error::CorruptState { op, table, reason };
+        {
+            let mut index = self.index_mut();
+            let mut orgs = self.organizations.write().unwrap_or_else(|e| e.into_inner());
+            for (_, v) in self.state.scan(T_ACTORS, b"", usize::MAX).at(op)? {
+                let (label, actor) = decode_actor(&v).ok_or(corrupt(T_ACTORS, "bad actor"))?;
+                orgs.insert(actor.id(), label);
+                index.register_actor(actor);
+            }
+            for (k, _) in self.state.scan(T_TRUSTED, b"", usize::MAX).at(op)? {
+                let id = id_from(&k).ok_or(corrupt(T_TRUSTED, "bad id"))?;
+                index.trust_organization(id).at(op)?;
+            }
+            for (k, v) in self.state.scan(T_OBJECTS, b"", usize::MAX).at(op)? {
+                let pos = u64_from(&k).ok_or(corrupt(T_OBJECTS, "bad position"))?;
+                let (tag, bytes) = v.split_first().ok_or(corrupt(T_OBJECTS, "empty"))?;
+                let at = LogPosition(pos);
+                match *tag {
+                    OBJ_GRANT => {
+                        index.add_grant(&SignedGrant::decode(bytes).at(op)?, at).at(op)?;
+                    }
+                    OBJ_MEMBERSHIP => {
+                        index
+                            .add_membership(&SignedMembership::decode(bytes).at(op)?, at)
+                            .at(op)?;
+                    }
+                    OBJ_REVOCATION => {
+                        index
+                            .add_revocation(&SignedRevocation::decode(bytes).at(op)?, at)
+                            .at(op)?;
+                    }
+                    _ => return Err(corrupt(T_OBJECTS, "unknown object tag")),
+                }
+            }
+        }
+        for (_, v) in self.state.scan(T_CHECKPOINTS, b"", usize::MAX).at(op)? {
+            let note = String::from_utf8(v).map_err(|_| corrupt(T_CHECKPOINTS, "not UTF-8"))?;
+            let parsed = Note::parse(note.as_bytes()).at(op)?;
+            let checkpoint = Checkpoint::parse_body(parsed.text()).at(op)?;
+            self.audit
+                .restore_checkpoint(IssuedCheckpoint { checkpoint, note })
+                .at(op)?;
+        }
+        let state = &self.state;
+        self.blobs
+            .collect_pending(&mut |id| Ok(state.get(crate::record::T_BLOBS, &id.0)?.is_some()))
+            .at(op)?;
+        Ok(())
+    }
+
+    /// The log's origin (its name in checkpoints).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Number of entries in the log.
+    pub fn size(&self) -> u64 {
+        self.audit.size()
+    }
+
+    /// The public key that verifies this ledger's checkpoints, with its
+    /// origin and hash algorithm: what witnesses and auditors configure.
+    pub fn log_key(&self) -> Result<LogKey> {
+        LogKey::new(&self.origin, self.signer.verifier(), self.audit.alg()).at(Op::Checkpoint)
+    }
+
+    /// The underlying audit log (queries: actor activity, time ranges,
+    /// pending emergency reviews, receipts).
+    pub fn audit_log(&self) -> &AuditLog<N> {
+        &self.audit
+    }
+
+    /// The pseudonymous partition key of `patient` in this ledger's log.
+    pub fn patient_key(&self, patient: &ActorId) -> Result<PatientKey> {
+        self.pseudonyms
+            .patient_key(patient.as_bytes())
+            .at(Op::Report)
+    }
+
+    /// Registers an actor (patient, clinician, organization, guardian,
+    /// auditor, system) with the organization label its audit events carry
+    /// (1 to 64 bytes, e.g. `"st-mary"`; never a person's name).
+    /// Registering the same actor again updates the label.
+    pub fn register(&self, actor: &Actor, organization: &str) -> Result<ActorId> {
+        let op = Op::RegisterActor;
+        if organization.is_empty() || organization.len() > MAX_ORGANIZATION_LEN {
+            return Err(Error::InvalidInput {
+                op,
+                what: "organization label",
+                reason: "must be 1 to 64 bytes",
+            });
+        }
+        let id = actor.id();
+        let mut value = vec![organization.len() as u8];
+        value.extend_from_slice(organization.as_bytes());
+        value.extend_from_slice(&actor.encode());
+        let mut index = self.index_mut();
+        self.state
+            .transact(None, &mut |t| t.put(T_ACTORS, id.as_bytes(), &value))
+            .at(op)?;
+        index.register_actor(*actor);
+        self.organizations
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, organization.to_owned());
+        Ok(id)
+    }
+
+    /// Trusts a registered organization to vouch for emergency roles
+    /// (break-the-glass) and appoint guardians.
+    pub fn trust_organization(&self, organization: ActorId) -> Result<()> {
+        let op = Op::TrustOrganization;
+        let mut index = self.index_mut();
+        index.trust_organization(organization).at(op)?;
+        self.state
+            .transact(None, &mut |t| t.put(T_TRUSTED, organization.as_bytes(), &[]))
+            .at(op)
+    }
+
+    /// Loads an organization's signed membership statement (e.g. a
+    /// clinician's `emergency` role), effective from the current log size.
+    pub fn add_membership(&self, membership: &SignedMembership) -> Result<()> {
+        let op = Op::AddMembership;
+        let mut index = self.index_mut();
+        let at = self.audit.size();
+        index.add_membership(membership, LogPosition(at)).at(op)?;
+        let mut value = vec![OBJ_MEMBERSHIP];
+        value.extend_from_slice(&membership.encode());
+        self.state
+            .transact(None, &mut |t| t.put(T_OBJECTS, &at.to_be_bytes(), &value))
+            .at(op)
+    }
+
+    pub(crate) fn index(&self) -> RwLockReadGuard<'_, GrantIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn index_mut(&self) -> RwLockWriteGuard<'_, GrantIndex> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn record_lock(&self, record: &str) -> MutexGuard<'_, ()> {
+        let h = blake3::hash(record.as_bytes());
+        let stripe = usize::from(h.as_bytes().first().copied().unwrap_or(0)) % RECORD_STRIPES;
+        match self.record_locks.get(stripe) {
+            Some(m) => lock(m),
+            None => lock(&self.checkpoint_lock),
+        }
+    }
+
+    /// The registered actor `id`, or [`Error::UnknownActor`].
+    pub(crate) fn actor(&self, id: &ActorId, op: Op) -> Result<Actor> {
+        self.index()
+            .actor(id)
+            .copied()
+            .ok_or(Error::UnknownActor { op, actor: *id })
+    }
+
+    /// An audit event for `actor` on `patient`'s data.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event(
+        &self,
+        op: Op,
+        action: Action,
+        actor: &ActorId,
+        patient: &ActorId,
+        record: Option<RecordRef>,
+        purpose: PurposeOfUse,
+        outcome: Outcome,
+        grant_chain: Vec<Id32>,
+        emergency: Option<String>,
+    ) -> Result<AuditEvent> {
+        let kind = self.actor(actor, op)?.kind();
+        let organization = self
+            .organizations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(actor)
+            .cloned()
+            .ok_or(Error::UnknownActor { op, actor: *actor })?;
+        Ok(AuditEvent {
+            action,
+            actor: AuditActor {
+                id: Id32(*actor.as_bytes()),
+                role: audit_role(kind),
+                organization,
+            },
+            patient: self.pseudonyms.patient_key(patient.as_bytes()).at(op)?,
+            record,
+            time_ms: now_ms(),
+            source: self.source.clone(),
+            purpose,
+            outcome,
+            grant_chain,
+            emergency,
+            prev_for_patient: None,
+            refers_to: None,
+        })
+    }
+}
+
+/// The audit role of a grants actor kind.
+pub(crate) fn audit_role(kind: ActorKind) -> AuditRole {
+    match kind {
+        ActorKind::Patient => AuditRole::Patient,
+        ActorKind::Guardian => AuditRole::Guardian,
+        ActorKind::Clinician => AuditRole::Clinician,
+        ActorKind::Organization => AuditRole::ExternalParty,
+        ActorKind::Auditor => AuditRole::Auditor,
+        ActorKind::System => AuditRole::System,
+    }
+}
+
+/// The audit PurposeOfUse of a grants purpose (HL7 codes; the audit
+/// vocabulary is smaller, so family requests map to patient requests and
+/// power of attorney to legal).
+pub(crate) fn audit_purpose(p: Purpose) -> PurposeOfUse {
+    match p {
+        Purpose::Treat | Purpose::CareManagement => PurposeOfUse::Treatment,
+        Purpose::EmergencyTreat | Purpose::BreakTheGlass => PurposeOfUse::EmergencyTreatment,
+        Purpose::Payment => PurposeOfUse::Payment,
+        Purpose::Operations => PurposeOfUse::Operations,
+        Purpose::Research => PurposeOfUse::Research,
+        Purpose::PatientRequest | Purpose::FamilyRequest => PurposeOfUse::PatientRequested,
+        Purpose::PowerOfAttorney | Purpose::Legal => PurposeOfUse::Legal,
+        Purpose::PublicHealth => PurposeOfUse::PublicHealth,
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn u64_from(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+pub(crate) fn id_from(b: &[u8]) -> Option<ActorId> {
+    Some(ActorId(medledger_chain::Hash(b.try_into().ok()?)))
+}
+
+fn decode_actor(v: &[u8]) -> Option<(String, Actor)> {
+    let (len, rest) = v.split_first()?;
+    let (label, actor) = rest.split_at_checked(usize::from(*len))?;
+    let label = core::str::from_utf8(label).ok()?.to_owned();
+    Some((label, Actor::decode(actor).ok()?))
+}
