@@ -141,7 +141,11 @@ fn main() -> Result<(), Box<dyn StdError>> {
         other => return Err(format!("expected a denial, got {other:?}").into()),
     }
 
-    let er = ledger.emergency_read(&dr_carol, "Condition/c-1", "unconscious patient in the ER, checking conditions")?;
+    let er = ledger.emergency_read(
+        &dr_carol,
+        "Condition/c-1",
+        "unconscious patient in the ER, checking conditions",
+    )?;
     println!(
         "9. Dr Carol broke the glass at Riverside's ER and read the condition (entry {}, flagged for review).",
         er.event
@@ -153,7 +157,11 @@ fn main() -> Result<(), Box<dyn StdError>> {
             "    #{:<3} {} {} for {}{}",
             d.index,
             d.what,
-            d.recipient.split(' ').nth(1).unwrap_or("").trim_matches(|c| c == '(' || c == ','),
+            d.recipient
+                .split(' ')
+                .nth(1)
+                .unwrap_or("")
+                .trim_matches(|c| c == '(' || c == ','),
             d.purpose,
             d.emergency
                 .map(|r| format!(" — EMERGENCY: {r}"))
@@ -189,11 +197,8 @@ fn main() -> Result<(), Box<dyn StdError>> {
 
     // Tampering: an insider edits the exported history, then a blob on disk.
     let forged = forge_last_event(&export).ok_or("export has no event")?;
-    let policy = medledger::chain::Policy::new(
-        ledger.log_key()?,
-        vec![witness.signer().verifier()?],
-        1,
-    )?;
+    let policy =
+        medledger::chain::Policy::new(ledger.log_key()?, vec![witness.signer().verifier()?], 1)?;
     match medledger::audit::verify_export(forged.as_bytes(), &policy) {
         Err(e) => println!("14. A forged copy of the export (one byte of the emergency access altered) is rejected: {e}"),
         Ok(_) => return Err("forged export verified".into()),
@@ -237,7 +242,11 @@ fn forge_last_event(export: &str) -> Option<String> {
     let at = export.rfind("\"event\":\"")? + 60;
     let c = export.get(at..at + 1)?;
     let swapped = if c == "A" { "B" } else { "A" };
-    Some(format!("{}{swapped}{}", export.get(..at)?, export.get(at + 1..)?))
+    Some(format!(
+        "{}{swapped}{}",
+        export.get(..at)?,
+        export.get(at + 1..)?
+    ))
 }
 
 fn hex(b: &[u8]) -> String {

@@ -58,6 +58,15 @@ pub fn deny_code(r: DenyReason) -> u16 {
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("").to_owned()
+}
+
 fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
     Ok(RecordMeta {
         id: RecordId::new(record).at(op)?,
@@ -94,11 +103,9 @@ impl<N: NodeStore> Ledger<N> {
             let index = self.audit.append(event).at(op)?.index;
             let mut value = vec![OBJ_GRANT];
             value.extend_from_slice(&grant.encode());
-            self.state
-                .transact(Some(index), &mut |t| {
-                    t.put(T_OBJECTS, &at.to_be_bytes(), &value)
-                })
-                .at(op)?;
+            self.commit_state(index, op, &mut |t| {
+                t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+            })?;
             id
         };
         if let Grantee::Actor(grantee) = &body.grantee {
@@ -152,11 +159,9 @@ impl<N: NodeStore> Ledger<N> {
             let index = self.audit.append(event).at(op)?.index;
             let mut value = vec![OBJ_REVOCATION];
             value.extend_from_slice(&revocation.encode());
-            self.state
-                .transact(Some(index), &mut |t| {
-                    t.put(T_OBJECTS, &at.to_be_bytes(), &value)
-                })
-                .at(op)?;
+            self.commit_state(index, op, &mut |t| {
+                t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+            })?;
             (index, target)
         };
         if let Some(g) = target {
@@ -193,7 +198,12 @@ impl<N: NodeStore> Ledger<N> {
     /// grants engine decides; the attempt is logged either way; only on
     /// allow is the data key unwrapped (by `reader`) and the body
     /// decrypted. A denial is [`Error::AccessDenied`] with its reason.
-    pub fn read(&self, reader: &dyn KeyUnwrapper, record: &str, purpose: Purpose) -> Result<Record> {
+    pub fn read(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        purpose: Purpose,
+    ) -> Result<Record> {
         self.access(reader, record, None, purpose, None, Op::Read)
     }
 
@@ -212,7 +222,12 @@ impl<N: NodeStore> Ledger<N> {
     /// to an actor with an active emergency role in a trusted
     /// organization; flagged in the log and in the patient's disclosure
     /// report.
-    pub fn emergency_read(&self, reader: &dyn KeyUnwrapper, record: &str, reason: &str) -> Result<Record> {
+    pub fn emergency_read(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        reason: &str,
+    ) -> Result<Record> {
         self.access(
             reader,
             record,
@@ -300,7 +315,7 @@ impl<N: NodeStore> Ledger<N> {
             audit_purpose(purpose),
             outcome,
             chain,
-            emergency.map(|r| r.chars().take(255).collect()),
+            emergency.map(|r| truncate(&r, 255)),
         )?;
         let event = self.audit.append(event).at(op)?.index;
         if let Decision::Deny(reason) = decision {
@@ -315,7 +330,9 @@ impl<N: NodeStore> Ledger<N> {
             if commitment(&vs.nonce, body) != vs.commitment {
                 return Err(Error::VerificationFailed {
                     op,
-                    what: format!("ciphertext of {record} v{version} does not match its commitment"),
+                    what: format!(
+                        "ciphertext of {record} v{version} does not match its commitment"
+                    ),
                 });
             }
             bytes

@@ -128,9 +128,10 @@ impl Secrets {
         prefix.extend_from_slice(&nonce);
         let k = key.derive(&salt, Op::Open)?;
         let mut plain = Zeroizing::new([0u8; SECRETS_LEN]);
-        for (dst, src) in plain
-            .chunks_exact_mut(32)
-            .zip([&self.signing, &self.pseudonym, &self.kek])
+        for (dst, src) in
+            plain
+                .chunks_exact_mut(32)
+                .zip([&self.signing, &self.pseudonym, &self.kek])
         {
             dst.copy_from_slice(src);
         }
@@ -178,7 +179,8 @@ impl Secrets {
             Some(&KDF_RAW) | Some(&KDF_ARGON2ID) => {
                 return Err(Error::WrongLedgerKey {
                     op: Op::Open,
-                    reason: "the ledger was sealed with the other kind of key (raw key vs passphrase)",
+                    reason:
+                        "the ledger was sealed with the other kind of key (raw key vs passphrase)",
                 })
             }
             _ => return Err(corrupt("sealed secrets name an unknown KDF")),
@@ -334,7 +336,10 @@ mod tests {
         let s = Secrets::generate();
         let sealed = s.seal_record_key("rec-1", &[3; 32]).unwrap();
         assert_eq!(sealed.len(), SEALED_RECORD_KEY_LEN);
-        assert_eq!(*s.open_record_key("rec-1", &sealed, Op::Read).unwrap(), [3; 32]);
+        assert_eq!(
+            *s.open_record_key("rec-1", &sealed, Op::Read).unwrap(),
+            [3; 32]
+        );
         assert!(s.open_record_key("rec-2", &sealed, Op::Read).is_err());
     }
 }

@@ -17,7 +17,9 @@ use medledger_grants::{
     Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose, SignedGrant, SignedMembership,
     SignedRevocation,
 };
-use medledger_store::{BlobStore, EmbeddedStore, EntryLog, FileNodeStore, StateStore, StoreOptions};
+use medledger_store::{
+    BlobStore, EmbeddedStore, EntryLog, FileNodeStore, StateStore, StoreOptions,
+};
 
 use crate::backend::{self, Stores};
 use crate::custody::{LedgerKey, Secrets};
@@ -57,6 +59,9 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     pub(crate) index: RwLock<GrantIndex>,
     pub(crate) organizations: RwLock<HashMap<ActorId, String>>,
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// The highest log index a state transaction was stamped with: stamps
+    /// must not regress, but concurrent appends finish out of order.
+    stamp: Mutex<u64>,
     record_locks: Vec<Mutex<()>>,
 }
 
@@ -132,6 +137,7 @@ impl<N: NodeStore> Ledger<N> {
         .at(op)?;
         let pseudonyms = LedgerSecret::from_bytes(secrets.pseudonym);
         let audit = AuditLog::open(origin, entries.clone(), tree).at(op)?;
+        let stamp = state.log_index().at(op)?.unwrap_or(0);
         let ledger = Ledger {
             origin: origin.to_owned(),
             source: origin.chars().take(64).collect(),
@@ -145,6 +151,7 @@ impl<N: NodeStore> Ledger<N> {
             index: RwLock::new(GrantIndex::new()),
             organizations: RwLock::new(HashMap::new()),
             checkpoint_lock: Mutex::new(()),
+            stamp: Mutex::new(stamp),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
         };
         ledger.restore()?;
@@ -157,7 +164,10 @@ impl<N: NodeStore> Ledger<N> {
         let corrupt = |table, reason| Error::CorruptState { op, table, reason };
         {
             let mut index = self.index_mut();
-            let mut orgs = self.organizations.write().unwrap_or_else(|e| e.into_inner());
+            let mut orgs = self
+                .organizations
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             for (_, v) in self.state.scan(T_ACTORS, b"", usize::MAX).at(op)? {
                 let (label, actor) = decode_actor(&v).ok_or(corrupt(T_ACTORS, "bad actor"))?;
                 orgs.insert(actor.id(), label);
@@ -173,7 +183,9 @@ impl<N: NodeStore> Ledger<N> {
                 let at = LogPosition(pos);
                 match *tag {
                     OBJ_GRANT => {
-                        index.add_grant(&SignedGrant::decode(bytes).at(op)?, at).at(op)?;
+                        index
+                            .add_grant(&SignedGrant::decode(bytes).at(op)?, at)
+                            .at(op)?;
                     }
                     OBJ_MEMBERSHIP => {
                         index
@@ -269,7 +281,9 @@ impl<N: NodeStore> Ledger<N> {
         let mut index = self.index_mut();
         index.trust_organization(organization).at(op)?;
         self.state
-            .transact(None, &mut |t| t.put(T_TRUSTED, organization.as_bytes(), &[]))
+            .transact(None, &mut |t| {
+                t.put(T_TRUSTED, organization.as_bytes(), &[])
+            })
             .at(op)
     }
 
@@ -285,6 +299,23 @@ impl<N: NodeStore> Ledger<N> {
         self.state
             .transact(None, &mut |t| t.put(T_OBJECTS, &at.to_be_bytes(), &value))
             .at(op)
+    }
+
+    /// Runs `f` in one state transaction reflecting log entry `index`
+    /// (already durable). Stamps are kept monotonic: a transaction that
+    /// finishes after a later entry's is stamped with that later index,
+    /// which is durable too, so reconciliation never undoes it wrongly.
+    pub(crate) fn commit_state(
+        &self,
+        index: u64,
+        op: Op,
+        f: &mut dyn FnMut(&mut dyn medledger_store::StateTxn) -> medledger_store::Result<()>,
+    ) -> Result<()> {
+        let mut stamp = lock(&self.stamp);
+        let reflects = index.max(*stamp);
+        self.state.transact(Some(reflects), f).at(op)?;
+        *stamp = reflects;
+        Ok(())
     }
 
     pub(crate) fn index(&self) -> RwLockReadGuard<'_, GrantIndex> {

@@ -28,9 +28,7 @@ use std::io::{Read, Write};
 
 use medledger_audit::{Action, Id32, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
-use medledger_envelope::{
-    seal, Header, RecipientPublicKey, RecipientSecretKey, RecordContext,
-};
+use medledger_envelope::{seal, Header, RecipientPublicKey, RecipientSecretKey, RecordContext};
 use medledger_grants::{ActorId, ActorKind, Category, RecordId, SensitivitySet};
 use medledger_store::{read_blob, BlobId};
 use rand_core::{OsRng, RngCore};
@@ -235,12 +233,23 @@ impl<N: NodeStore> Ledger<N> {
 
     /// The envelope context of a version: record id, the patient's
     /// pseudonym (never their id), version, content type.
-    pub(crate) fn context(&self, record: &str, st: &RecordState, version: u64, op: Op) -> Result<RecordContext> {
+    pub(crate) fn context(
+        &self,
+        record: &str,
+        st: &RecordState,
+        version: u64,
+        op: Op,
+    ) -> Result<RecordContext> {
         let patient = self.pseudonyms.patient_key(st.patient.as_bytes()).at(op)?;
         RecordContext::new(record, patient.to_hex(), version, st.content_type.clone()).at(op)
     }
 
-    pub(crate) fn custody_key(&self, record: &str, st: &RecordState, op: Op) -> Result<RecipientSecretKey> {
+    pub(crate) fn custody_key(
+        &self,
+        record: &str,
+        st: &RecordState,
+        op: Op,
+    ) -> Result<RecipientSecretKey> {
         let k = self.secrets.open_record_key(record, &st.custody, op)?;
         Ok(RecipientSecretKey::from_bytes(*k))
     }
@@ -325,7 +334,11 @@ impl<N: NodeStore> Ledger<N> {
         OsRng.fill_bytes(&mut nonce);
         let c = commitment(&nonce, body);
         let blob = self.put_blob(&envelope, op)?;
-        let action = if version == 1 { Action::Create } else { Action::Update };
+        let action = if version == 1 {
+            Action::Create
+        } else {
+            Action::Update
+        };
         let event = self.event(
             op,
             action,
@@ -356,14 +369,12 @@ impl<N: NodeStore> Ledger<N> {
         let (rk, rv) = (rec.id.as_bytes(), st.encode());
         let (vk, vv) = (version_key(rec.id, version), vs.encode());
         let pk = patient_record_key(&rec.patient, rec.id);
-        self.state
-            .transact(Some(index), &mut |t| {
-                t.put(T_RECORDS, rk, &rv)?;
-                t.put(T_VERSIONS, &vk, &vv)?;
-                t.put(T_BLOBS, &blob.0, &vk)?;
-                t.put(T_PATIENT_RECORDS, &pk, &[])
-            })
-            .at(op)?;
+        self.commit_state(index, op, &mut |t| {
+            t.put(T_RECORDS, rk, &rv)?;
+            t.put(T_VERSIONS, &vk, &vv)?;
+            t.put(T_BLOBS, &blob.0, &vk)?;
+            t.put(T_PATIENT_RECORDS, &pk, &[])
+        })?;
         self.blobs.mark_referenced(&blob).at(op)?;
         Ok(Written {
             record: rec.id.to_owned(),
@@ -490,16 +501,14 @@ impl<N: NodeStore> Ledger<N> {
         st.erased = true;
         st.custody.clear();
         let rv = st.encode();
-        self.state
-            .transact(Some(index), &mut |t| {
-                t.put(T_RECORDS, record.as_bytes(), &rv)?;
-                for (vk, vs) in &versions {
-                    t.delete(T_VERSIONS, vk)?;
-                    t.delete(T_BLOBS, &vs.blob.0)?;
-                }
-                Ok(())
-            })
-            .at(op)?;
+        self.commit_state(index, op, &mut |t| {
+            t.put(T_RECORDS, record.as_bytes(), &rv)?;
+            for (vk, vs) in &versions {
+                t.delete(T_VERSIONS, vk)?;
+                t.delete(T_BLOBS, &vs.blob.0)?;
+            }
+            Ok(())
+        })?;
         for (_, vs) in &versions {
             self.blobs.delete(&vs.blob).at(op)?;
         }
@@ -507,7 +516,12 @@ impl<N: NodeStore> Ledger<N> {
     }
 
     /// Reads the raw envelope of a version (for verification and sharing).
-    pub(crate) fn envelope(&self, record: &str, version: u64, op: Op) -> Result<(VersionState, Vec<u8>)> {
+    pub(crate) fn envelope(
+        &self,
+        record: &str,
+        version: u64,
+        op: Op,
+    ) -> Result<(VersionState, Vec<u8>)> {
         let vs = self.version_state(record, version, op)?;
         let mut bytes = Vec::new();
         self.blobs

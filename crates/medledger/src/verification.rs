@@ -1,7 +1,7 @@
 //! Checkpoints, the disclosure report, the verifiable export and full
 //! self-verification.
 
-use medledger_audit::{report::disclosures, AuditEvent, Action, Disclosure, IssuedCheckpoint};
+use medledger_audit::{report::disclosures, Action, AuditEvent, Disclosure, IssuedCheckpoint};
 use medledger_chain::witness::WitnessStateStore;
 use medledger_chain::{Checkpoint, MerkleLog, NodeStore, Witness};
 use medledger_envelope::Header;
@@ -125,7 +125,10 @@ impl<N: NodeStore> Ledger<N> {
             let c = signed.checkpoint;
             let root = tree.root_at(c.size).at(op)?;
             if root != c.root {
-                return Err(fail(format!("checkpoint {i} (size {}): root differs", c.size)));
+                return Err(fail(format!(
+                    "checkpoint {i} (size {}): root differs",
+                    c.size
+                )));
             }
             if let Some(p) = &prev {
                 p.check_successor(&c)
@@ -151,7 +154,11 @@ impl<N: NodeStore> Ledger<N> {
                 let (_, body) = Header::parse_prefix(&bytes)
                     .map_err(|e| fail(format!("{record} v{version}: header: {e}")))?;
                 let event = self.audit.event(vs.event).at(op)?;
-                let logged = match (&event.action, event.record.as_ref(), event.grant_chain.first()) {
+                let logged = match (
+                    &event.action,
+                    event.record.as_ref(),
+                    event.grant_chain.first(),
+                ) {
                     (Action::Create | Action::Update, Some(r), Some(c))
                         if r.id == record && r.version == version =>
                     {
