@@ -181,6 +181,9 @@ fn verify(c: &mut Criterion) {
             }
         });
     });
+    g.bench_function("export_parse_only", |b| {
+        b.iter(|| black_box(medledger_audit::Export::parse(json.as_bytes()).expect("parse")));
+    });
     g.bench_function("verify_export", |b| {
         b.iter(|| black_box(verify_export(json.as_bytes(), &policy).expect("verify")));
     });

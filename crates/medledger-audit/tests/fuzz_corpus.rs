@@ -30,7 +30,11 @@ fn audit_export_corpus_replays() {
 #[test]
 fn valid_seeds_verify() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/audit_export");
-    for name in ["export_patient_full.json", "export_patient_range.json", "export_events.json"] {
+    for name in [
+        "export_patient_full.json",
+        "export_patient_range.json",
+        "export_events.json",
+    ] {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let policy = audit_export::policy().unwrap();
         medledger_audit::verify_export(&bytes, &policy).unwrap();
