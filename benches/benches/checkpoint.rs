@@ -51,22 +51,34 @@ fn checkpoint(c: &mut Criterion) {
     let body = cp.to_body();
     // C2SP tlog-cosignature, "Ed25519 signed message".
     let cos_msg = format!("cosignature/v1\ntime {}\n{body}", TIME + 1).into_bytes();
-    let raw_keys: Vec<SigningKey> = (0u8..4).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect();
+    let raw_keys: Vec<SigningKey> = (0u8..4)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
     let raw_sigs: Vec<_> = raw_keys
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            let m = if i == 0 { body.as_bytes() } else { &cos_msg[..] };
+            let m = if i == 0 {
+                body.as_bytes()
+            } else {
+                &cos_msg[..]
+            };
             (k.verifying_key(), k.sign(m))
         })
         .collect();
 
     let mut g = c.benchmark_group("checkpoint_3_witnesses");
-    g.bench_function("medledger_sign_and_cosign", |b| b.iter(|| black_box(sign_and_cosign())));
+    g.bench_function("medledger_sign_and_cosign", |b| {
+        b.iter(|| black_box(sign_and_cosign()))
+    });
     g.bench_function("raw_ed25519_sign_x4", |b| {
         b.iter(|| {
             for (i, k) in raw_keys.iter().enumerate() {
-                let m = if i == 0 { body.as_bytes() } else { &cos_msg[..] };
+                let m = if i == 0 {
+                    body.as_bytes()
+                } else {
+                    &cos_msg[..]
+                };
                 black_box(k.sign(m));
             }
         })
@@ -77,7 +89,11 @@ fn checkpoint(c: &mut Criterion) {
     g.bench_function("raw_ed25519_verify_x4", |b| {
         b.iter(|| {
             for (i, (vk, sig)) in raw_sigs.iter().enumerate() {
-                let m = if i == 0 { body.as_bytes() } else { &cos_msg[..] };
+                let m = if i == 0 {
+                    body.as_bytes()
+                } else {
+                    &cos_msg[..]
+                };
                 vk.verify(m, sig).expect("raw verify");
             }
         })

@@ -286,9 +286,7 @@ mod tests {
             assert!(inclusion_proof_len(0, size).is_ok());
             assert!(verify_inclusion(HashAlg::Sha256, 3, size, &leaf, &[], &leaf).is_err());
             assert!(consistency_proof_len(1, size).is_ok());
-            assert!(
-                verify_consistency(HashAlg::Sha256, 3, size, &leaf, &leaf, &[leaf]).is_err()
-            );
+            assert!(verify_consistency(HashAlg::Sha256, 3, size, &leaf, &leaf, &[leaf]).is_err());
         }
     }
 

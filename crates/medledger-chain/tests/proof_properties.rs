@@ -55,7 +55,13 @@ fn same_inclusion_shape(alg: HashAlg, a: (u64, u64), b: (u64, u64), len: usize, 
     }
 }
 
-fn same_consistency_shape(alg: HashAlg, a: (u64, u64), b: (u64, u64), len: usize, seed: u64) -> bool {
+fn same_consistency_shape(
+    alg: HashAlg,
+    a: (u64, u64),
+    b: (u64, u64),
+    len: usize,
+    seed: u64,
+) -> bool {
     let hs = random_hashes(seed, len + 1);
     let (old_root, path) = (hs[0], &hs[1..]);
     match (

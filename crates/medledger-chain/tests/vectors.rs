@@ -142,7 +142,10 @@ fn generated_proofs_equal_published_happy_paths() {
     let mut checked = 0;
     for kind in ["inclusion", "consistency"] {
         for i in 0..5 {
-            let p = data_dir().join(kind).join(i.to_string()).join("happy-path.json");
+            let p = data_dir()
+                .join(kind)
+                .join(i.to_string())
+                .join("happy-path.json");
             let text = fs::read_to_string(&p).unwrap();
             if kind == "inclusion" {
                 let c: Inclusion = serde_json::from_str(&text).unwrap();
@@ -165,5 +168,8 @@ fn generated_proofs_equal_published_happy_paths() {
             checked += 1;
         }
     }
-    assert!(checked >= 6, "only {checked} happy paths fit the 8-leaf tree");
+    assert!(
+        checked >= 6,
+        "only {checked} happy paths fit the 8-leaf tree"
+    );
 }
