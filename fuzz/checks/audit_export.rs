@@ -7,7 +7,8 @@ use medledger_chain::{CosignatureSigner, Ed25519Signer, HashAlg, LogKey, Policy}
 /// crates/medledger-audit/tests/common/mod.rs).
 pub fn policy() -> Option<Policy> {
     let origin = "audit.example/log";
-    let log = Ed25519Signer::new(origin, ed25519_dalek::SigningKey::from_bytes(&[0x11; 32])).ok()?;
+    let log =
+        Ed25519Signer::new(origin, ed25519_dalek::SigningKey::from_bytes(&[0x11; 32])).ok()?;
     let witness = CosignatureSigner::new(
         "witness.example",
         ed25519_dalek::SigningKey::from_bytes(&[0x22; 32]),
@@ -22,7 +23,10 @@ pub fn check(data: &[u8]) {
         assert_eq!(event.encode().ok().as_deref(), Some(data));
     }
     if let Ok(export) = Export::parse(data) {
-        assert_eq!(export.to_json().ok().as_deref().map(str::as_bytes), Some(data));
+        assert_eq!(
+            export.to_json().ok().as_deref().map(str::as_bytes),
+            Some(data)
+        );
     }
     if let Some(p) = policy() {
         let _ = verify_export(data, &p);
