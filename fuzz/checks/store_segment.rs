@@ -2,7 +2,9 @@
 // decoder). Shared by fuzz_targets/store_segment.rs and the crate's
 // tests/fuzz_corpus.rs. The first byte says whether the segment is the
 // log's last (where a torn tail may be cut); the rest is the file.
-use medledger_store::segment::{encode_frame, encode_segment_header, inspect_segment, FRAME_HEADER_LEN};
+use medledger_store::segment::{
+    encode_frame, encode_segment_header, inspect_segment, FRAME_HEADER_LEN,
+};
 
 pub fn check(data: &[u8]) {
     let Some((&flag, bytes)) = data.split_first() else {
@@ -17,7 +19,10 @@ pub fn check(data: &[u8]) {
     if scan.torn.is_none() {
         assert_eq!(valid, bytes.len(), "only a reported tail is cut");
     }
-    assert!(last || scan.torn.is_none(), "a torn tail only in the last segment");
+    assert!(
+        last || scan.torn.is_none(),
+        "a torn tail only in the last segment"
+    );
     if valid == 0 {
         assert!(scan.offsets.is_empty());
         return;
