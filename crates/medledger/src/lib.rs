@@ -107,3 +107,8 @@ pub use medledger_chain as chain;
 pub use medledger_envelope as envelope;
 pub use medledger_grants as grants;
 pub use medledger_store as store;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -590,6 +590,18 @@ mod tests {
         assert_ne!(a, *blake3::hash(b"body").as_bytes());
     }
 
+    #[test]
+    fn commitment_vector() {
+        let hex: String = commitment(&[0; 32], b"body")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "27decb6134e67d1072391e0cb09ebb538078544f884150055b13a21f4038dddb"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn record_state_decode_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
