@@ -241,3 +241,38 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
         b"body"
     );
 }
+
+#[test]
+fn corrupted_log_segment_is_a_typed_error_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    {
+        let ledger = Ledger::open(dir.path(), ORIGIN, &key()).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        for i in 0..3 {
+            let id = format!("Observation/{i}");
+            ledger.write(&record(&id, &patient, b"entry")).unwrap();
+        }
+    }
+    let segment = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file() && std::fs::metadata(p).unwrap().len() > 64)
+        .unwrap();
+    let original = std::fs::read(&segment).unwrap();
+    let mut bad = original.clone();
+    // A byte inside the first entry's frame: damage before the tail is
+    // corruption, never a torn tail to cut.
+    bad[40] ^= 0x10;
+    std::fs::write(&segment, &bad).unwrap();
+    assert!(matches!(
+        Ledger::open(dir.path(), ORIGIN, &key()),
+        Err(Error::Store {
+            op: medledger::Op::Open,
+            ..
+        })
+    ));
+    std::fs::write(&segment, &original).unwrap();
+    let ledger = Ledger::open(dir.path(), ORIGIN, &key()).unwrap();
+    assert_eq!(ledger.verify().unwrap().versions, 3);
+}
