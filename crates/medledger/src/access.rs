@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::error::{At, Error, Op, Result};
 use crate::key_unwrap::KeyUnwrapper;
 use crate::ledger::{audit_purpose, now_ms, Ledger, OBJ_GRANT, OBJ_REVOCATION, T_OBJECTS};
-use crate::record::{commitment, RecordState};
+use crate::record_state::{commitment, RecordState};
 
 /// A record as read: plaintext (wiped on drop) and where its access was
 /// logged.

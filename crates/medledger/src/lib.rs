@@ -90,6 +90,7 @@ mod error;
 mod key_unwrap;
 mod ledger;
 mod record;
+mod record_state;
 mod verification;
 
 pub use access::{deny_code, Record};

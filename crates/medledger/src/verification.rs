@@ -9,7 +9,8 @@ use medledger_grants::ActorId;
 
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::{now_ms, Ledger, T_CHECKPOINTS};
-use crate::record::{commitment, RecordState, T_RECORDS};
+use crate::record::T_RECORDS;
+use crate::record_state::{commitment, RecordState};
 
 /// Entries re-read per batch by [`Ledger::verify`].
 const VERIFY_CHUNK: u64 = 4096;
