@@ -76,10 +76,12 @@ fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
 }
 
 impl<N: NodeStore> Ledger<N> {
-    /// Appends a patient-signed (or guardian- or delegate-signed) grant and
-    /// wraps the data key of every record version in its scope to an
-    /// actor grantee. Grants to organizations or roles are wrapped lazily,
-    /// to each member on their first allowed read.
+    /// Appends a patient-signed (or guardian- or delegate-signed) grant.
+    /// For a patient-signed grant of `read` to an actor, the data key of
+    /// every record version in its scope is wrapped to the grantee right
+    /// away. Other grants (to organizations or roles, or signed by someone
+    /// other than the patient) are wrapped lazily, to each grantee on
+    /// their first allowed read.
     pub fn grant(&self, grant: &SignedGrant) -> Result<GrantId> {
         let op = Op::Grant;
         let body = grant.body();
@@ -108,7 +110,12 @@ impl<N: NodeStore> Ledger<N> {
             })?;
             id
         };
-        if let Grantee::Actor(grantee) = &body.grantee {
+        // Only the patient's own grants of `read` are wrapped eagerly: a
+        // grant from anyone else (a delegate, or an issuer with no
+        // authority at all) is logged whatever its authority, so its
+        // grantee is wrapped lazily, on a read the decision allows.
+        let eager = body.issuer == body.patient && body.actions.contains(Action::Read);
+        if let (true, Grantee::Actor(grantee)) = (eager, &body.grantee) {
             let reader = crate::record::x25519_of(&self.actor(grantee, op)?);
             for record in self.records_of(&body.patient)? {
                 let _guard = self.record_lock(&record);
@@ -353,5 +360,88 @@ impl<N: NodeStore> Ledger<N> {
             event,
             emergency: is_emergency,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use medledger_chain::MemoryNodeStore;
+    use medledger_grants::{
+        ActionSet, ActorKeys, ActorKind, Category, Grant, PurposeSet, Scope, SensitivitySet,
+        Validity,
+    };
+
+    use super::*;
+    use crate::{LedgerKey, NewRecord};
+
+    fn wrapped_to(ledger: &Ledger<MemoryNodeStore>, record: &str, who: &ActorKeys) -> bool {
+        let (_, bytes) = ledger.envelope(record, 1, Op::Read).unwrap();
+        let (header, _) = Header::parse_prefix(&bytes).unwrap();
+        let key = crate::record::x25519_of(who.actor()).key_id();
+        let found = header.recipients().any(|k| k == key);
+        found
+    }
+
+    fn grant_by(issuer: &ActorKeys, patient: ActorId, grantee: ActorId) -> SignedGrant {
+        let now = now_ms() / 1000;
+        SignedGrant::sign(
+            Grant {
+                issuer: issuer.id(),
+                patient,
+                grantee: Grantee::Actor(grantee),
+                parent: None,
+                scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
+                sensitivity: SensitivitySet::empty(),
+                actions: ActionSet::empty().with(Action::Read),
+                purposes: PurposeSet::empty().with(Purpose::Treat),
+                validity: Validity::new(now - 60, now + 3600).unwrap(),
+                max_delegation_depth: 0,
+                issued_at: now,
+                nonce: Grant::fresh_nonce(),
+            },
+            issuer,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_an_authorized_grant_wraps_the_data_key_to_its_grantee() {
+        let ledger =
+            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+        let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        let rogue = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        for a in [&patient, &doctor, &rogue] {
+            ledger.register(a.actor(), "st-mary").unwrap();
+        }
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"body",
+            })
+            .unwrap();
+        // A grant the rogue signs for the patient's records is logged but
+        // gives no authority, so no data key may be wrapped to the rogue.
+        ledger
+            .grant(&grant_by(&rogue, patient.id(), rogue.id()))
+            .unwrap();
+        assert!(!wrapped_to(&ledger, "Observation/1", &rogue));
+        assert!(matches!(
+            ledger.read(&rogue, "Observation/1", Purpose::Treat),
+            Err(Error::AccessDenied {
+                reason: DenyReason::UnknownIssuer,
+                ..
+            })
+        ));
+        // The patient's own grant wraps it right away.
+        ledger
+            .grant(&grant_by(&patient, patient.id(), doctor.id()))
+            .unwrap();
+        assert!(wrapped_to(&ledger, "Observation/1", &doctor));
     }
 }
