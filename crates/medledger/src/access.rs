@@ -255,7 +255,10 @@ impl<N: NodeStore> Ledger<N> {
         op: Op,
     ) -> Result<Record> {
         let actor: ActorId = reader.actor();
-        self.actor(&actor, op)?;
+        // Wrap only to the key registered for the actor the decision is
+        // about, never to a key the caller supplies: otherwise a reader
+        // claiming another actor's id would get the data key.
+        let reader_key = crate::record::x25519_of(&self.actor(&actor, op)?);
         let st = self.record_state(record, op)?;
         if st.erased {
             return Err(Error::RecordErased {
@@ -328,7 +331,6 @@ impl<N: NodeStore> Ledger<N> {
         if let Decision::Deny(reason) = decision {
             return Err(Error::AccessDenied { op, reason, event });
         }
-        let reader_key = reader.public_key();
         let bytes = {
             let _guard = self.record_lock(record);
             self.add_reader(record, &st, version, &reader_key, op)?;
@@ -443,5 +445,51 @@ mod tests {
             .grant(&grant_by(&patient, patient.id(), doctor.id()))
             .unwrap();
         assert!(wrapped_to(&ledger, "Observation/1", &doctor));
+    }
+
+    #[test]
+    fn reads_wrap_only_to_the_registered_key() {
+        // The impostor test in tests/flows.rs covers the public path; here
+        // the header is checked directly.
+        let ledger =
+            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+        let other = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger.register(other.actor(), "st-mary").unwrap();
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"body",
+            })
+            .unwrap();
+        struct Claim<'a>(ActorId, &'a ActorKeys);
+        impl KeyUnwrapper for Claim<'_> {
+            fn actor(&self) -> ActorId {
+                self.0
+            }
+            fn public_key(&self) -> medledger_envelope::RecipientPublicKey {
+                self.1.public_key()
+            }
+            fn unwrap_data_key(
+                &self,
+                header: &Header,
+                context: &medledger_envelope::RecordContext,
+            ) -> medledger_envelope::Result<medledger_envelope::DataKey> {
+                self.1.unwrap_data_key(header, context)
+            }
+        }
+        let r = ledger.read(
+            &Claim(patient.id(), &other),
+            "Observation/1",
+            Purpose::PatientRequest,
+        );
+        assert!(r.is_err());
+        assert!(!wrapped_to(&ledger, "Observation/1", &other));
     }
 }

@@ -385,3 +385,46 @@ fn grants_rewrap_for_the_grantee_and_revocation_unwraps() {
     assert_eq!(w.ledger.size(), size);
     w.ledger.verify().unwrap();
 }
+
+/// A key unwrapper that claims to be `claimed` but holds `keys`' secret.
+struct Impostor<'a> {
+    claimed: ActorId,
+    keys: &'a ActorKeys,
+}
+
+impl medledger::KeyUnwrapper for Impostor<'_> {
+    fn actor(&self) -> ActorId {
+        self.claimed
+    }
+
+    fn public_key(&self) -> medledger::envelope::RecipientPublicKey {
+        medledger::KeyUnwrapper::public_key(self.keys)
+    }
+
+    fn unwrap_data_key(
+        &self,
+        header: &medledger::envelope::Header,
+        context: &medledger::envelope::RecordContext,
+    ) -> medledger::envelope::Result<medledger::envelope::DataKey> {
+        medledger::KeyUnwrapper::unwrap_data_key(self.keys, header, context)
+    }
+}
+
+#[test]
+fn a_reader_claiming_the_patient_with_another_key_gets_no_plaintext() {
+    let w = world();
+    write(&w, "Observation/1", b"secret body", SensitivitySet::empty());
+    let impostor = Impostor {
+        claimed: w.patient.id(),
+        keys: &w.doctor,
+    };
+    let r = w
+        .ledger
+        .read(&impostor, "Observation/1", Purpose::PatientRequest);
+    assert!(r.is_err(), "impostor read the record: {r:?}");
+    // The doctor's key was not added as a recipient either.
+    assert_eq!(
+        denied(w.ledger.read(&w.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+}
