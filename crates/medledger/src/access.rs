@@ -182,9 +182,10 @@ impl<N: NodeStore> Ledger<N> {
                     }
                     let ctx_custody = self.custody_key(&record, &st, op)?;
                     for v in 1..=st.latest {
-                        let Ok(vs) = self.version_state(&record, v, op) else {
-                            continue;
-                        };
+                        // Every version up to `latest` has a state; a gap
+                        // is corruption, and skipping it would let a
+                        // corrupt `latest` spin this loop for 2^64 steps.
+                        let vs = self.version_state(&record, v, op)?;
                         let bytes = self.get_blob(&vs.blob, op)?;
                         let (header, body) = Header::parse_prefix(&bytes).at(op)?;
                         if !header.recipients().any(|k| k == key) {
@@ -491,5 +492,55 @@ mod tests {
         );
         assert!(r.is_err());
         assert!(!wrapped_to(&ledger, "Observation/1", &other));
+    }
+
+    #[test]
+    fn revoke_stops_at_a_corrupt_latest_version() {
+        let ledger =
+            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+        let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger.register(doctor.actor(), "st-mary").unwrap();
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"body",
+            })
+            .unwrap();
+        let gid = ledger
+            .grant(&grant_by(&patient, patient.id(), doctor.id()))
+            .unwrap();
+        // A stored state claiming 2^64 - 1 versions (only one exists).
+        let mut st = ledger.record_state("Observation/1", Op::Read).unwrap();
+        st.latest = u64::MAX;
+        let value = st.encode();
+        ledger
+            .state
+            .transact(None, &mut |t| {
+                t.put(crate::record::T_RECORDS, b"Observation/1", &value)
+            })
+            .unwrap();
+        let rev = SignedRevocation::sign(
+            medledger_grants::Revocation {
+                revoker: patient.id(),
+                target: RevocationTarget::Grant(gid),
+                issued_at: now_ms() / 1000,
+            },
+            &patient,
+        )
+        .unwrap();
+        assert!(matches!(
+            ledger.revoke(&rev),
+            Err(Error::UnknownRecord {
+                version: Some(2),
+                ..
+            })
+        ));
     }
 }
