@@ -20,8 +20,7 @@ use crate::ledger::{audit_purpose, now_ms, Ledger, OBJ_GRANT, OBJ_REVOCATION, T_
 use crate::record_state::{commitment, RecordState};
 
 /// A record as read: plaintext (wiped on drop) and where its access was
-/// logged.
-#[derive(Debug)]
+/// logged. `Debug` shows the body's length, never its bytes.
 pub struct Record {
     /// The record id.
     pub id: String,
@@ -35,6 +34,19 @@ pub struct Record {
     pub event: u64,
     /// Whether this was break-the-glass access.
     pub emergency: bool,
+}
+
+impl core::fmt::Debug for Record {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Record")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .field("event", &self.event)
+            .field("emergency", &self.emergency)
+            .finish()
+    }
 }
 
 /// The numeric code of a denial in the audit event.
@@ -542,5 +554,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn record_debug_hides_the_plaintext() {
+        let r = Record {
+            id: "Observation/1".into(),
+            version: 1,
+            content_type: "text/plain".into(),
+            body: Zeroizing::new(b"HIV positive".to_vec()),
+            event: 7,
+            emergency: false,
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("72, 73, 86"), "{shown}");
+        assert_eq!(
+            shown,
+            "Record { id: \"Observation/1\", version: 1, content_type: \"text/plain\", \
+             body_len: 12, event: 7, emergency: false }"
+        );
     }
 }
