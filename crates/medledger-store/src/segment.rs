@@ -277,9 +277,13 @@ pub(crate) fn scan<R: Read>(
                     if crc32fast::hash(payload) != fh.payload_crc {
                         Some("payload checksum mismatch")
                     } else {
+                        // An intact frame at index u64::MAX leaves no index
+                        // for the next entry: corruption, never a torn tail.
+                        index = index
+                            .checked_add(1)
+                            .ok_or_else(|| corrupt(offset, "entry index overflows u64"))?;
                         out.offsets.push(offset);
                         offset += frame.len() as u64;
-                        index += 1;
                         None
                     }
                 }
@@ -333,6 +337,31 @@ mod tests {
             encode_frame(i, e, &mut s);
         }
         s
+    }
+
+    /// A segment whose frame sits at index u64::MAX (a file named
+    /// `18446744073709551615.seg`) is a typed error, not an overflow.
+    #[test]
+    fn frame_at_the_last_index_is_corrupt_not_an_overflow() {
+        let mut s = encode_segment_header(u64::MAX).to_vec();
+        encode_frame(u64::MAX, b"x", &mut s);
+        for last in [false, true] {
+            assert!(matches!(
+                inspect_segment(&s, u64::MAX, last),
+                Err(Error::SegmentCorrupt {
+                    offset: 24,
+                    reason: "entry index overflows u64",
+                    ..
+                })
+            ));
+        }
+        let mut s = encode_segment_header(u64::MAX - 1).to_vec();
+        encode_frame(u64::MAX - 1, b"x", &mut s);
+        let ok = inspect_segment(&s, u64::MAX - 1, true).unwrap();
+        assert_eq!(
+            (ok.offsets, ok.valid_len, ok.torn),
+            (vec![24], 24 + 21, None)
+        );
     }
 
     #[test]
