@@ -129,7 +129,9 @@ impl SegmentLog {
         names.sort_unstable();
         let mut segments: Vec<Segment> = Vec::with_capacity(names.len());
         let mut torn = None;
-        let mut next = names.first().copied().unwrap_or(0);
+        // The log starts at entry 0 and nothing prunes it: a first segment
+        // named anything else means the earlier segments are missing.
+        let mut next = 0;
         let count = names.len();
         for (i, first) in names.into_iter().enumerate() {
             let name = segment_name(first);

@@ -139,6 +139,37 @@ fn damage_in_an_earlier_segment_is_an_error() {
     }
 }
 
+/// The log always starts at entry 0 (nothing prunes it), so a missing
+/// first segment is corruption, not a log that silently starts later and
+/// answers `IndexOutOfRange` for entries below its length.
+#[test]
+fn a_missing_first_segment_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = StoreOptions::default();
+    opts.log.segment_size = 1024;
+    {
+        let (store, _) = EmbeddedStore::open(dir.path(), opts).unwrap();
+        let mut tree = store.merkle_log().unwrap();
+        for i in 0..40 {
+            let e = sample_entry(1, i);
+            store.log().append(&e).unwrap();
+            tree.append(&e).unwrap();
+        }
+        assert!(store.log().segment_count() >= 3);
+    }
+    std::fs::remove_file(first_segment(dir.path())).unwrap();
+    match EmbeddedStore::open(dir.path(), opts) {
+        Err(Error::SegmentCorrupt {
+            segment, offset, ..
+        }) => {
+            assert_ne!(segment, "00000000000000000000.seg");
+            assert!(segment.ends_with(".seg"));
+            assert_eq!(offset, 0);
+        }
+        other => panic!("expected SegmentCorrupt, got {other:?}"),
+    }
+}
+
 #[test]
 fn corruption_after_open_is_caught_on_read() {
     let dir = filled(4);
