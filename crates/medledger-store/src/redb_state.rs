@@ -318,7 +318,11 @@ impl StateStore for RedbStateStore {
                 drop(undo);
                 let mut meta = txn.open_table(META).map_err(db_err("open state meta"))?;
                 put_u64(&mut meta, STAMP_KEY, index)?;
-                put_u64(&mut meta, SEQ_KEY, seq + 1)?;
+                let next_seq = seq.checked_add(1).ok_or(Error::StateCorrupt {
+                    table: META_NAME.into(),
+                    reason: "undo sequence number overflows u64",
+                })?;
+                put_u64(&mut meta, SEQ_KEY, next_seq)?;
             }
             txn.commit().map_err(db_err("commit state transaction"))
         });

@@ -170,6 +170,41 @@ fn a_missing_first_segment_is_an_error() {
     }
 }
 
+/// A state file whose undo sequence number is already u64::MAX (checksum
+/// intact) is a typed error on the next stamped transaction, not an
+/// overflow that wraps the sequence and reuses undo journal keys.
+#[test]
+fn an_exhausted_undo_sequence_is_a_typed_error() {
+    use medledger_store::StateStore;
+    let dir = filled(1);
+    {
+        let db = redb::Database::open(dir.path().join("state.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta = redb::TableDefinition::<&[u8], &[u8]>::new("m.meta");
+            let mut t = txn.open_table(meta).unwrap();
+            let v =
+                medledger_store::state::wrap_value("m.meta", b"undo_seq", &u64::MAX.to_le_bytes());
+            t.insert(b"undo_seq".as_slice(), v.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (store, _) = open(dir.path());
+    match store
+        .state()
+        .transact(Some(0), &mut |t| t.put("t.x", b"k", b"v"))
+    {
+        Err(Error::StateCorrupt { table, reason }) => {
+            assert_eq!(
+                (table.as_str(), reason),
+                ("m.meta", "undo sequence number overflows u64")
+            );
+        }
+        other => panic!("expected StateCorrupt, got {other:?}"),
+    }
+    assert_eq!(store.state().get("t.x", b"k").unwrap(), None);
+}
+
 #[test]
 fn corruption_after_open_is_caught_on_read() {
     let dir = filled(4);
