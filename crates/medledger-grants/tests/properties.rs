@@ -132,11 +132,22 @@ proptest! {
 
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in vec(any::<u8>(), 0..600)) {
-        let _ = SignedGrant::decode(&bytes);
-        let _ = SignedMembership::decode(&bytes);
-        let _ = SignedGuardianAppointment::decode(&bytes);
-        let _ = SignedRevocation::decode(&bytes);
-        let _ = Actor::decode(&bytes);
+        // Whatever decodes is canonical: it re-encodes to the same bytes.
+        if let Ok(x) = SignedGrant::decode(&bytes) {
+            prop_assert_eq!(x.encode(), bytes.clone());
+        }
+        if let Ok(x) = SignedMembership::decode(&bytes) {
+            prop_assert_eq!(x.encode(), bytes.clone());
+        }
+        if let Ok(x) = SignedGuardianAppointment::decode(&bytes) {
+            prop_assert_eq!(x.encode(), bytes.clone());
+        }
+        if let Ok(x) = SignedRevocation::decode(&bytes) {
+            prop_assert_eq!(x.encode(), bytes.clone());
+        }
+        if let Ok(x) = Actor::decode(&bytes) {
+            prop_assert_eq!(x.encode(), bytes.clone());
+        }
     }
 
     #[test]
