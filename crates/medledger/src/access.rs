@@ -321,6 +321,9 @@ impl<N: NodeStore> Ledger<N> {
             ),
         };
         let is_emergency = emergency.is_some();
+        // An emergency-access event must carry the stated reason even when
+        // an ordinary grant (or being the patient) allowed the read.
+        let emergency = emergency.or_else(|| break_glass.map(str::to_owned));
         let action = if break_glass.is_some() {
             AuditAction::EmergencyAccess
         } else {

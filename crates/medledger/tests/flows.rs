@@ -428,3 +428,26 @@ fn a_reader_claiming_the_patient_with_another_key_gets_no_plaintext() {
         DenyReason::NoGrant
     );
 }
+
+#[test]
+fn emergency_read_allowed_by_a_grant_is_logged_with_its_reason() {
+    // The patient (always allowed) invokes break-the-glass on their own
+    // record: the read succeeds and is logged as emergency access with the
+    // stated reason, though no emergency role was needed.
+    let w = world();
+    write(&w, "Observation/1", b"v1 body", SensitivitySet::empty());
+    let r = w
+        .ledger
+        .emergency_read(&w.patient, "Observation/1", "checking my own chart")
+        .unwrap();
+    assert_eq!(&r.body[..], b"v1 body");
+    assert!(!r.emergency);
+    let (index, event) = w
+        .ledger
+        .patient_events(&w.patient.id())
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(index, r.event);
+    assert_eq!(event.emergency.as_deref(), Some("checking my own chart"));
+}
