@@ -153,11 +153,17 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let _ = Header::parse(&bytes);
-        let _ = Header::parse_prefix(&bytes);
+        // Whatever parses is canonical: it re-encodes to exactly the input.
+        if let Ok(h) = Header::parse(&bytes) {
+            prop_assert_eq!(h.encode(), bytes.clone());
+        }
+        if let Ok((h, body)) = Header::parse_prefix(&bytes) {
+            prop_assert_eq!([h.encode().as_slice(), body].concat(), bytes.clone());
+        }
         let mut framed = b"MLENV\x01\x01".to_vec();
         framed.extend_from_slice(&bytes);
-        if let Ok((h, _)) = Header::parse_prefix(&framed) {
+        if let Ok((h, body)) = Header::parse_prefix(&framed) {
+            prop_assert_eq!([h.encode().as_slice(), body].concat(), framed.clone());
             prop_assert_eq!(Header::parse(&h.encode()).unwrap(), h);
         }
     }
