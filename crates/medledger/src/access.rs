@@ -577,4 +577,42 @@ mod tests {
              body_len: 12, event: 7, emergency: false }"
         );
     }
+
+    #[test]
+    fn revocation_removes_the_grantees_wrap() {
+        let ledger =
+            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+        let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger.register(doctor.actor(), "st-mary").unwrap();
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"body",
+            })
+            .unwrap();
+        assert!(!wrapped_to(&ledger, "Observation/1", &doctor));
+        let gid = ledger
+            .grant(&grant_by(&patient, patient.id(), doctor.id()))
+            .unwrap();
+        assert!(wrapped_to(&ledger, "Observation/1", &doctor));
+        let rev = SignedRevocation::sign(
+            medledger_grants::Revocation {
+                revoker: patient.id(),
+                target: RevocationTarget::Grant(gid),
+                issued_at: now_ms() / 1000,
+            },
+            &patient,
+        )
+        .unwrap();
+        ledger.revoke(&rev).unwrap();
+        assert!(!wrapped_to(&ledger, "Observation/1", &doctor));
+        assert!(wrapped_to(&ledger, "Observation/1", &patient));
+    }
 }
