@@ -58,6 +58,28 @@ fn unreadable_manifest_is_a_typed_error() {
     ));
 }
 
+/// A huge (sparse, 1 TiB) manifest is refused by its length without
+/// allocating or reading its size first.
+#[test]
+fn oversize_manifest_is_refused_without_reading_it_whole() {
+    let dir = filled(1);
+    let path = dir.path().join("MANIFEST");
+    let good = std::fs::read(&path).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(1 << 40).unwrap();
+    drop(f);
+    assert!(matches!(
+        EmbeddedStore::open(dir.path(), StoreOptions::default()),
+        Err(Error::BadManifest {
+            reason: "manifest is not 20 bytes",
+            ..
+        })
+    ));
+    std::fs::write(&path, &good).unwrap();
+    let (store, _) = open(dir.path());
+    assert_eq!(store.log().len().unwrap(), 1);
+}
+
 #[test]
 fn second_opener_is_refused_and_the_first_keeps_working() {
     let dir = filled(2);
