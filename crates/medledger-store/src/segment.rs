@@ -424,7 +424,22 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), last in any::<bool>()) {
-            let _ = inspect_segment(&bytes, 0, last);
+            // Behind a valid header too, so the frame parser sees the bytes.
+            let mut behind_header = encode_segment_header(0).to_vec();
+            behind_header.extend_from_slice(&bytes);
+            for input in [bytes.clone(), behind_header] {
+                if let Ok(scan) = inspect_segment(&input, 0, last) {
+                    // A cut only in the last segment; otherwise every byte
+                    // is accounted for by intact frames.
+                    prop_assert!(last || scan.torn.is_none());
+                    prop_assert!(scan.torn.is_some() || scan.valid_len == input.len() as u64);
+                    prop_assert!(scan.valid_len <= input.len() as u64);
+                    let ends = scan.offsets.iter().skip(1).copied().chain([scan.valid_len]);
+                    for ((i, &o), end) in (0u64..).zip(&scan.offsets).zip(ends) {
+                        prop_assert!(check_frame(&input[o as usize..end as usize], i).is_ok());
+                    }
+                }
+            }
         }
     }
 }
