@@ -70,6 +70,10 @@ pub fn deny_code(r: DenyReason) -> u16 {
     }
 }
 
+/// What the audit event of a break-the-glass attempt records as its
+/// reason when the actor stated none (the attempt is denied).
+const NO_REASON: &str = "(no reason stated)";
+
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
@@ -322,8 +326,16 @@ impl<N: NodeStore> Ledger<N> {
         };
         let is_emergency = emergency.is_some();
         // An emergency-access event must carry the stated reason even when
-        // an ordinary grant (or being the patient) allowed the read.
-        let emergency = emergency.or_else(|| break_glass.map(str::to_owned));
+        // an ordinary grant (or being the patient) allowed the read, and a
+        // non-empty one even when none was stated, so that the denied
+        // attempt is logged too.
+        let emergency =
+            emergency
+                .or_else(|| break_glass.map(str::to_owned))
+                .map(|r| match truncate(&r, 255) {
+                    t if t.is_empty() => NO_REASON.to_owned(),
+                    t => t,
+                });
         let action = if break_glass.is_some() {
             AuditAction::EmergencyAccess
         } else {
@@ -341,7 +353,7 @@ impl<N: NodeStore> Ledger<N> {
             audit_purpose(purpose),
             outcome,
             chain,
-            emergency.map(|r| truncate(&r, 255)),
+            emergency,
         )?;
         let event = self.audit.append(event).at(op)?.index;
         if let Decision::Deny(reason) = decision {

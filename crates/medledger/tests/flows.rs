@@ -451,3 +451,22 @@ fn emergency_read_allowed_by_a_grant_is_logged_with_its_reason() {
     assert_eq!(index, r.event);
     assert_eq!(event.emergency.as_deref(), Some("checking my own chart"));
 }
+
+#[test]
+fn break_the_glass_without_a_reason_is_denied_and_logged() {
+    let w = world();
+    write(&w, "Observation/1", b"x", SensitivitySet::empty());
+    let size = w.ledger.size();
+    assert_eq!(
+        denied(w.ledger.emergency_read(&w.er, "Observation/1", "")),
+        DenyReason::EmergencyReasonInvalid
+    );
+    assert_eq!(w.ledger.size(), size + 1);
+    let (_, event) = w
+        .ledger
+        .patient_events(&w.patient.id())
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(event.emergency.as_deref(), Some("(no reason stated)"));
+}
