@@ -178,7 +178,10 @@ impl<N: NodeStore> Ledger<N> {
             }
             Err(e) => return Err(e),
         };
-        st.labels = rec.labels;
+        // Labels are kept per record and apply to every version, so a new
+        // version may only add labels: dropping one would expose the earlier
+        // labelled versions to grants that exclude it.
+        st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
         st.category = rec.category.to_owned();
         st.content_type = rec.content_type.to_owned();
         let version = st.latest;

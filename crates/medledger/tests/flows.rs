@@ -200,6 +200,32 @@ fn sensitive_records_need_the_label_in_the_grant() {
     );
 }
 
+/// A new version written without a label must not open the earlier
+/// labelled version to a grant that excludes that label.
+#[test]
+fn an_unlabelled_new_version_does_not_expose_a_labelled_old_one() {
+    let w = world();
+    write(
+        &w,
+        "Observation/hiv",
+        b"sensitive v1",
+        SensitivitySet::empty().with(Sensitivity::Hiv),
+    );
+    write(&w, "Observation/hiv", b"plain v2", SensitivitySet::empty());
+    grant_to(&w, &w.doctor);
+    assert_eq!(
+        denied(
+            w.ledger
+                .read_version(&w.doctor, "Observation/hiv", 1, Purpose::Treat)
+        ),
+        DenyReason::ExcludedSensitivity
+    );
+    assert_eq!(
+        denied(w.ledger.read(&w.doctor, "Observation/hiv", Purpose::Treat)),
+        DenyReason::ExcludedSensitivity
+    );
+}
+
 #[test]
 fn emergency_access_is_allowed_flagged_and_reported() {
     let w = world();
