@@ -54,10 +54,12 @@ impl NodeId {
         before.checked_add(u64::from(self.level))
     }
 
-    /// The leaves this node covers, as a half-open range.
-    pub fn leaves(self) -> core::ops::Range<u64> {
-        let start = self.index << self.level;
-        start..start + (1u64 << self.level)
+    /// The leaves this node covers, as a half-open range; `None` for a node
+    /// that cannot exist (its leaves would not fit in a `u64`).
+    pub fn leaves(self) -> Option<core::ops::Range<u64>> {
+        let width = 1u64.checked_shl(u32::from(self.level))?;
+        let start = self.index.checked_mul(width)?;
+        Some(start..start.checked_add(width)?)
     }
 }
 
@@ -134,7 +136,7 @@ impl NodeStore for MemoryNodeStore {
             .map(|id| {
                 id.stored_index()
                     .and_then(|i| usize::try_from(i).ok())
-                    .filter(|_| id.leaves().end <= self.leaves)
+                    .filter(|_| id.leaves().is_some_and(|r| r.end <= self.leaves))
                     .and_then(|i| self.hashes.get(i))
                     .copied()
                     .ok_or(Error::MissingNode {
@@ -155,6 +157,23 @@ impl NodeStore for MemoryNodeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaves_of_impossible_nodes_are_none() {
+        assert_eq!(NodeId::new(2, 3).leaves(), Some(12..16));
+        assert_eq!(NodeId::new(64, 0).leaves(), None);
+        assert_eq!(NodeId::new(255, 1).leaves(), None);
+        assert_eq!(NodeId::new(1, u64::MAX).leaves(), None);
+        assert_eq!(NodeId::new(0, u64::MAX).leaves(), None);
+        let store = MemoryNodeStore::new();
+        assert!(matches!(
+            store.get(&[NodeId::new(200, 7)]),
+            Err(Error::MissingNode {
+                level: 200,
+                index: 7
+            })
+        ));
+    }
 
     #[test]
     fn stored_index_matches_append_order() {
