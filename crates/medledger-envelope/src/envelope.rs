@@ -2,6 +2,7 @@
 //! records, rewrapping (header only), and rotation (fresh data key).
 
 use std::io::{Read, Write};
+use zeroize::Zeroize as _;
 
 use rand_core::{CryptoRng, OsRng, RngCore};
 
@@ -51,8 +52,15 @@ pub fn open(
     secret: &RecipientSecretKey,
 ) -> Result<Vec<u8>> {
     let mut dec = Decryptor::new(envelope, context, secret)?;
+    // The body is never longer than the envelope, so `out` never
+    // reallocates and leaves no unwiped copy behind.
     let mut out = Vec::with_capacity(envelope.len());
-    dec.read_to_end(&mut out).map_err(Error::from_io)?;
+    if let Err(e) = dec.read_to_end(&mut out) {
+        // Earlier chunks authenticated before a later one failed: wipe them
+        // rather than free plaintext of a record that did not open.
+        out.zeroize();
+        return Err(Error::from_io(e));
+    }
     Ok(out)
 }
 
