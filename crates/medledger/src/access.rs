@@ -434,14 +434,14 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn only_an_authorized_grant_wraps_the_data_key_to_its_grantee() {
+    /// A ledger holding one record, "Observation/1", written by its patient,
+    /// with `others` registered at "st-mary". Returns the ledger and patient.
+    fn ledger_with_record(others: &[&ActorKeys]) -> (Ledger<MemoryNodeStore>, ActorKeys) {
         let ledger =
             Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
         let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-        let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-        let rogue = ActorKeys::generate(ActorKind::Clinician).unwrap();
-        for a in [&patient, &doctor, &rogue] {
+        ledger.register(patient.actor(), "patients").unwrap();
+        for a in others {
             ledger.register(a.actor(), "st-mary").unwrap();
         }
         ledger
@@ -455,6 +455,26 @@ mod tests {
                 body: b"body",
             })
             .unwrap();
+        (ledger, patient)
+    }
+
+    fn revocation_by(patient: &ActorKeys, gid: GrantId) -> SignedRevocation {
+        SignedRevocation::sign(
+            medledger_grants::Revocation {
+                revoker: patient.id(),
+                target: RevocationTarget::Grant(gid),
+                issued_at: now_ms() / 1000,
+            },
+            patient,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_an_authorized_grant_wraps_the_data_key_to_its_grantee() {
+        let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        let rogue = ActorKeys::generate(ActorKind::Clinician).unwrap();
+        let (ledger, patient) = ledger_with_record(&[&doctor, &rogue]);
         // A grant the rogue signs for the patient's records is logged but
         // gives no authority, so no data key may be wrapped to the rogue.
         ledger
@@ -479,23 +499,8 @@ mod tests {
     fn reads_wrap_only_to_the_registered_key() {
         // The impostor test in tests/flows.rs covers the public path; here
         // the header is checked directly.
-        let ledger =
-            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
         let other = ActorKeys::generate(ActorKind::Clinician).unwrap();
-        ledger.register(patient.actor(), "patients").unwrap();
-        ledger.register(other.actor(), "st-mary").unwrap();
-        ledger
-            .write(&NewRecord {
-                id: "Observation/1",
-                patient: patient.id(),
-                author: patient.id(),
-                content_type: "application/fhir+json",
-                category: "Observation",
-                labels: SensitivitySet::empty(),
-                body: b"body",
-            })
-            .unwrap();
+        let (ledger, patient) = ledger_with_record(&[&other]);
         struct Claim<'a>(ActorId, &'a ActorKeys);
         impl KeyUnwrapper for Claim<'_> {
             fn actor(&self) -> ActorId {
@@ -523,23 +528,8 @@ mod tests {
 
     #[test]
     fn revoke_stops_at_a_corrupt_latest_version() {
-        let ledger =
-            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
         let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-        ledger.register(patient.actor(), "patients").unwrap();
-        ledger.register(doctor.actor(), "st-mary").unwrap();
-        ledger
-            .write(&NewRecord {
-                id: "Observation/1",
-                patient: patient.id(),
-                author: patient.id(),
-                content_type: "application/fhir+json",
-                category: "Observation",
-                labels: SensitivitySet::empty(),
-                body: b"body",
-            })
-            .unwrap();
+        let (ledger, patient) = ledger_with_record(&[&doctor]);
         let gid = ledger
             .grant(&grant_by(&patient, patient.id(), doctor.id()))
             .unwrap();
@@ -553,15 +543,7 @@ mod tests {
                 t.put(crate::record::T_RECORDS, b"Observation/1", &value)
             })
             .unwrap();
-        let rev = SignedRevocation::sign(
-            medledger_grants::Revocation {
-                revoker: patient.id(),
-                target: RevocationTarget::Grant(gid),
-                issued_at: now_ms() / 1000,
-            },
-            &patient,
-        )
-        .unwrap();
+        let rev = revocation_by(&patient, gid);
         assert!(matches!(
             ledger.revoke(&rev),
             Err(Error::UnknownRecord {
@@ -592,37 +574,14 @@ mod tests {
 
     #[test]
     fn revocation_removes_the_grantees_wrap() {
-        let ledger =
-            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
         let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-        ledger.register(patient.actor(), "patients").unwrap();
-        ledger.register(doctor.actor(), "st-mary").unwrap();
-        ledger
-            .write(&NewRecord {
-                id: "Observation/1",
-                patient: patient.id(),
-                author: patient.id(),
-                content_type: "application/fhir+json",
-                category: "Observation",
-                labels: SensitivitySet::empty(),
-                body: b"body",
-            })
-            .unwrap();
+        let (ledger, patient) = ledger_with_record(&[&doctor]);
         assert!(!wrapped_to(&ledger, "Observation/1", &doctor));
         let gid = ledger
             .grant(&grant_by(&patient, patient.id(), doctor.id()))
             .unwrap();
         assert!(wrapped_to(&ledger, "Observation/1", &doctor));
-        let rev = SignedRevocation::sign(
-            medledger_grants::Revocation {
-                revoker: patient.id(),
-                target: RevocationTarget::Grant(gid),
-                issued_at: now_ms() / 1000,
-            },
-            &patient,
-        )
-        .unwrap();
+        let rev = revocation_by(&patient, gid);
         ledger.revoke(&rev).unwrap();
         assert!(!wrapped_to(&ledger, "Observation/1", &doctor));
         assert!(wrapped_to(&ledger, "Observation/1", &patient));
