@@ -51,6 +51,7 @@ fn event(patient: u32, actor: u8, k: u64) -> AuditEvent {
         emergency: None,
         prev_for_patient: None,
         refers_to: None,
+        commitment: None,
     }
 }
 

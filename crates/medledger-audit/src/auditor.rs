@@ -159,6 +159,7 @@ pub fn write_demo(dir: &std::path::Path) -> Result<String> {
         emergency: (action == Action::EmergencyAccess).then(|| "unconscious on arrival".into()),
         prev_for_patient: None,
         refers_to: None,
+        commitment: None,
     };
     log.append(ev(
         Action::Create,

@@ -1,4 +1,4 @@
-//! The canonical binary encoding of an [`AuditEvent`] (version 1).
+//! The canonical binary encoding of an [`AuditEvent`] (version 2).
 //!
 //! Big-endian integers, one-byte length prefixes, a cap on every length and
 //! count, and nothing after the last field. Each event has exactly one
@@ -7,7 +7,7 @@
 //! ```text
 //! off  len  field
 //!   0    4  magic "MLAE"
-//!   4    1  version 0x01
+//!   4    1  version 0x02
 //!   5    1  action code (1..=10)
 //!   6   32  actor id
 //!  38    1  actor role code (1..=9)
@@ -22,7 +22,11 @@
 //!        1  emergency tag: 0 | 1 then [1 len (1..=255), reason UTF-8]
 //!        1  prev-for-patient tag: 0 | 1 then [8 log index (< 2^63)]
 //!        1  refers-to tag: 0 | 1 then [8 log index (< 2^63)]
+//!        1  commitment tag: 0 | 1 then [32 commitment]
 //! ```
+//!
+//! Version 1, written by development builds before any release, lacked the
+//! commitment field; it is not read.
 //!
 //! An [`Action::EmergencyAccess`] event must carry an emergency reason.
 
@@ -33,7 +37,7 @@ use crate::pseudonym::PatientKey;
 /// The magic bytes that open every encoded event.
 pub const MAGIC: [u8; 4] = *b"MLAE";
 /// The encoding version this build writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Longest organization, record id or source node id, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 /// Longest denial or emergency reason, in bytes.
@@ -69,7 +73,9 @@ pub const MAX_EVENT_LEN: usize = 4
     + 1
     + 8
     + 1
-    + 8;
+    + 8
+    + 1
+    + 32;
 
 const MAX_INDEX: u64 = i64::MAX as u64;
 
@@ -231,6 +237,13 @@ impl AuditEvent {
         }
         put_index(&mut out, self.prev_for_patient, "prev_for_patient")?;
         put_index(&mut out, self.refers_to, "refers_to")?;
+        match &self.commitment {
+            None => out.push(0),
+            Some(c) => {
+                out.push(1);
+                out.extend_from_slice(&c.0);
+            }
+        }
         Ok(out)
     }
 
@@ -302,6 +315,11 @@ impl AuditEvent {
         } else {
             None
         };
+        let commitment = if r.tag("commitment")? {
+            Some(Id32(r.array32("commitment")?))
+        } else {
+            None
+        };
         if r.at != bytes.len() {
             return Err(DecodeError::TrailingBytes { offset: r.at });
         }
@@ -325,6 +343,7 @@ impl AuditEvent {
             emergency,
             prev_for_patient,
             refers_to,
+            commitment,
         })
     }
 }

@@ -187,6 +187,11 @@ pub struct AuditEvent {
     /// The log index of an event this one acts on (the emergency access an
     /// [`Action::EmergencyReview`] closes).
     pub refers_to: Option<u64>,
+    /// A commitment to the content the event concerns, for example the
+    /// blinded commitment to a record version's ciphertext that a
+    /// [`Action::Create`] or [`Action::Update`] wrote. It must reveal nothing
+    /// about the content by itself (blind it with a secret nonce).
+    pub commitment: Option<Id32>,
 }
 
 impl AuditEvent {

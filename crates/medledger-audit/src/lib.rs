@@ -29,6 +29,7 @@
 //!     emergency: None,
 //!     prev_for_patient: None,
 //!     refers_to: None,
+//!     commitment: None,
 //! })?;
 //! assert_eq!(receipt.index, 0);
 //!

@@ -21,7 +21,8 @@ fn every_kind_round_trips() {
 }
 
 /// Test vector (also in the README): a clinician's read of record "rec-1"
-/// v1 for the patient pseudonym 0x33.., with grant 0xa0.., previous event 4.
+/// v1 for the patient pseudonym 0x33.., with grant 0xa0.., previous event 4
+/// and commitment 0x5c...
 #[test]
 fn test_vector() {
     let mut e = event(
@@ -31,6 +32,7 @@ fn test_vector() {
         T0,
     );
     e.prev_for_patient = Some(4);
+    e.commitment = Some(Id32([0x5c; 32]));
     let hex: String = e
         .encode()
         .unwrap()
@@ -39,7 +41,7 @@ fn test_vector() {
         .collect();
     let expect = concat!(
         "4d4c4145",
-        "01",
+        "02",
         "02",
         "0101010101010101010101010101010101010101010101010101010101010101",
         "03",
@@ -61,6 +63,8 @@ fn test_vector() {
         "01",
         "0000000000000004",
         "00",
+        "01",
+        "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c",
     );
     assert_eq!(hex, expect);
     let leaf = medledger_chain::HashAlg::Blake3.leaf_hash(&e.encode().unwrap());
@@ -86,10 +90,10 @@ fn strict_decoding() {
         assert!(AuditEvent::decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
     let mut v = bytes.clone();
-    v[4] = 2;
+    v[4] = 1;
     assert_eq!(
         AuditEvent::decode(&v),
-        Err(DecodeError::UnsupportedVersion(2))
+        Err(DecodeError::UnsupportedVersion(1))
     );
     let mut v = bytes.clone();
     v[5] = 0;
@@ -149,12 +153,13 @@ fn arb_event() -> impl Strategy<Value = AuditEvent> {
             proptest::option::of(arb_string(1, 255)),
             proptest::option::of(0..=i64::MAX as u64),
             proptest::option::of(0..=i64::MAX as u64),
+            proptest::option::of(any::<[u8; 32]>()),
         ),
     )
         .prop_map(
             |(
                 (action, actor, role, org, patient, record, time_ms),
-                (source, purpose, denied, grants, emergency, prev, refers),
+                (source, purpose, denied, grants, emergency, prev, refers, commitment),
             )| {
                 let emergency = if action == Action::EmergencyAccess {
                     Some(emergency.unwrap_or_else(|| "reason".into()))
@@ -181,6 +186,7 @@ fn arb_event() -> impl Strategy<Value = AuditEvent> {
                     emergency,
                     prev_for_patient: prev,
                     refers_to: refers,
+                    commitment: commitment.map(Id32),
                 }
             },
         )

@@ -2,6 +2,8 @@
 //! target (fuzz/corpus/audit_export/, fuzz/regressions/audit_export/)
 //! through the same check the fuzzer runs.
 
+mod common;
+
 use std::path::Path;
 
 mod audit_export {
@@ -38,5 +40,32 @@ fn valid_seeds_verify() {
         let bytes = std::fs::read(dir.join(name)).unwrap();
         let policy = audit_export::policy().unwrap();
         medledger_audit::verify_export(&bytes, &policy).unwrap();
+    }
+}
+
+/// Rewrites the valid seeds (exports of the scripted history and encoded
+/// events of every kind) after a format change:
+/// `cargo test -p medledger-audit --test fuzz_corpus -- --ignored write_seeds`.
+#[test]
+#[ignore = "rewrites fuzz/corpus/audit_export; run by hand after a format change"]
+fn write_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/audit_export");
+    let f = common::scripted();
+    let a = common::patient_a();
+    for (name, export) in [
+        (
+            "export_patient_full.json",
+            f.log.export_patient(&a, None, 1),
+        ),
+        (
+            "export_patient_range.json",
+            f.log.export_patient(&a, Some(0), 1),
+        ),
+        ("export_events.json", f.log.export_events(&[0, 2, 3], 1)),
+    ] {
+        std::fs::write(dir.join(name), export.unwrap().to_json().unwrap()).unwrap();
+    }
+    for (k, e) in common::every_kind().iter().enumerate().step_by(3) {
+        std::fs::write(dir.join(format!("event_{k}.bin")), e.encode().unwrap()).unwrap();
     }
 }

@@ -382,6 +382,7 @@ impl<N: NodeStore> Ledger<N> {
             emergency,
             prev_for_patient: None,
             refers_to: None,
+            commitment: None,
         })
     }
 }

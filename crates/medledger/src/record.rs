@@ -201,7 +201,7 @@ impl<N: NodeStore> Ledger<N> {
         } else {
             Action::Update
         };
-        let event = self.event(
+        let mut event = self.event(
             op,
             action,
             &rec.author,
@@ -212,9 +212,10 @@ impl<N: NodeStore> Ledger<N> {
             }),
             PurposeOfUse::Treatment,
             Outcome::Success,
-            vec![Id32(c)],
+            Vec::new(),
             None,
         )?;
+        event.commitment = Some(Id32(c));
         let index = match self.audit.append(event) {
             Ok(r) => r.index,
             Err(e) => {

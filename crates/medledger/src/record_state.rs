@@ -19,9 +19,8 @@
 //!
 //! `BLAKE3-derive_key("medledger/v1 record commitment", nonce ‖ body)` over
 //! 32 fresh random bytes and the envelope body (the ciphertext after the
-//! header, which rewraps do not change). It is carried as the first id of
-//! the Create/Update event's `grant_chain` (medledger-audit's event has no
-//! commitment field). After erasure the nonce is gone, so the commitment
+//! header, which rewraps do not change). It is carried in the `commitment`
+//! field of the Create/Update audit event. After erasure the nonce is gone, so the commitment
 //! cannot be tested against a guessed body.
 
 use medledger_grants::{ActorId, SensitivitySet};

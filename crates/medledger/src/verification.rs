@@ -158,7 +158,7 @@ impl<N: NodeStore> Ledger<N> {
                 let logged = match (
                     &event.action,
                     event.record.as_ref(),
-                    event.grant_chain.first(),
+                    event.commitment.as_ref(),
                 ) {
                     (Action::Create | Action::Update, Some(r), Some(c))
                         if r.id == record && r.version == version =>

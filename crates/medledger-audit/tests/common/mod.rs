@@ -42,6 +42,7 @@ pub fn event(action: Action, patient: PatientKey, actor: (u8, Role), time_ms: u6
         },
         prev_for_patient: None,
         refers_to: None,
+        commitment: None,
     }
 }
 
