@@ -1,0 +1,293 @@
+//! A small blocking connection pool, each connection with its prepared
+//! statements, and the one place transactions are run and retried.
+//!
+//! Deliberately small (a `Mutex<Vec<Conn>>` and a `Condvar`) rather than a
+//! general pool: every connection is set to the store's schema on connect,
+//! caches its prepared statements, and is dropped, with every idle one,
+//! the moment any connection is found lost, so a restarted server costs one
+//! typed error, not one per stale pooled connection.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls, Statement};
+
+use crate::error::{Error, Result, Stage};
+
+/// How often a transaction PostgreSQL rolled back with 40001/40P01 is run
+/// in all before [`Error::Conflict`] is returned.
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+
+/// One open connection and its prepared statements.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// The prepared statement for `sql` (prepared once per connection).
+    pub(crate) fn prepare(&mut self, op: &'static str, sql: &'static str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .prepare(sql)
+            .map_err(|e| Error::from_pg(op, Stage::BeforeCommit, None, e))?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+struct Slots {
+    idle: Vec<Conn>,
+    /// Connections checked out or idle.
+    open: usize,
+    /// Bumped whenever a connection is found lost: older idle ones are
+    /// not handed out again.
+    generation: u64,
+}
+
+/// The pool: up to `max` connections to one schema.
+pub(crate) struct Pool {
+    config: postgres::Config,
+    schema: String,
+    max: usize,
+    wait: Duration,
+    slots: Mutex<Slots>,
+    freed: Condvar,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config may hold a password: not printed.
+        f.debug_struct("Pool")
+            .field("schema", &self.schema)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A checked-out connection; back to the pool on drop unless lost.
+pub(crate) struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+    generation: u64,
+    lost: bool,
+}
+
+impl Pooled<'_> {
+    /// The connection (present until the guard is dropped).
+    pub(crate) fn conn(&mut self) -> Result<&mut Conn> {
+        self.conn.as_mut().ok_or(Error::Inconsistent {
+            what: "connection pool",
+            reason: "connection used after release".into(),
+        })
+    }
+
+    /// Records that `e` happened on this connection: a lost connection is
+    /// dropped, with every idle one.
+    pub(crate) fn saw(&mut self, e: &Error) {
+        if e.connection_gone() {
+            self.lost = true;
+        }
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut g = self.pool.lock();
+        if self.lost || conn.client.is_closed() {
+            g.generation = g.generation.wrapping_add(1);
+            let stale = std::mem::take(&mut g.idle);
+            g.open = g.open.saturating_sub(1 + stale.len());
+            drop(g);
+            drop(stale);
+            drop(conn);
+        } else if self.generation == g.generation {
+            g.idle.push(conn);
+        } else {
+            g.open = g.open.saturating_sub(1);
+        }
+        self.pool.freed.notify_one();
+    }
+}
+
+/// Checks a schema name: `[a-z_][a-z0-9_]{0,62}` (safe to quote).
+pub(crate) fn check_schema(name: &str) -> Result<()> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSchemaName {
+            name: name.chars().take(80).collect(),
+        })
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(
+        config: postgres::Config,
+        schema: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Self> {
+        check_schema(schema)?;
+        Ok(Pool {
+            config,
+            schema: schema.to_owned(),
+            max: max.max(1),
+            wait,
+            slots: Mutex::new(Slots {
+                idle: Vec::new(),
+                open: 0,
+                generation: 0,
+            }),
+            freed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fresh connection with `search_path` set to the schema.
+    pub(crate) fn connect(&self) -> Result<Client> {
+        let mut client = self.config.connect(NoTls).map_err(|e| Error::Connect {
+            source: std::sync::Arc::new(e),
+        })?;
+        // The name was checked by `check_schema`, so quoting is exact.
+        client
+            .batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
+            .map_err(|e| Error::from_pg("set search_path", Stage::BeforeCommit, None, e))?;
+        Ok(client)
+    }
+
+    /// Checks out a connection, opening one if none is idle.
+    pub(crate) fn get(&self) -> Result<Pooled<'_>> {
+        let start = Instant::now();
+        let mut g = self.lock();
+        loop {
+            if let Some(conn) = g.idle.pop() {
+                let generation = g.generation;
+                return Ok(Pooled {
+                    pool: self,
+                    conn: Some(conn),
+                    generation,
+                    lost: false,
+                });
+            }
+            if g.open < self.max {
+                g.open += 1;
+                let generation = g.generation;
+                drop(g);
+                return match self.connect() {
+                    Ok(client) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(Conn {
+                            client,
+                            statements: HashMap::new(),
+                        }),
+                        generation,
+                        lost: false,
+                    }),
+                    Err(e) => {
+                        let mut g = self.lock();
+                        g.open = g.open.saturating_sub(1);
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let waited = start.elapsed();
+            let Some(left) = self.wait.checked_sub(waited).filter(|d| !d.is_zero()) else {
+                return Err(Error::PoolExhausted {
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    max: self.max,
+                });
+            };
+            g = self
+                .freed
+                .wait_timeout(g, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Runs `body` in one transaction and commits it, running it again
+    /// (up to [`MAX_ATTEMPTS`] in all) only when PostgreSQL rolled it back
+    /// with 40001/40P01. `body` gets the connection with `BEGIN` sent; it
+    /// must not commit. `batch` names an entry-log batch for
+    /// [`Error::OutcomeUnknown`].
+    pub(crate) fn transaction<T>(
+        &self,
+        op: &'static str,
+        batch: Option<crate::BatchToken>,
+        body: &mut dyn FnMut(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 1u32;
+        loop {
+            let mut pooled = self.get()?;
+            let r = pooled
+                .conn()
+                .and_then(|conn| run_once(conn, op, batch, body));
+            if let Err(e) = &r {
+                pooled.saw(e);
+            }
+            drop(pooled);
+            match r {
+                Err(Error::Conflict { .. }) if attempt < MAX_ATTEMPTS => {
+                    // Back off a little, growing, so contenders spread out.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2));
+                    attempt += 1;
+                }
+                Err(Error::Conflict { sqlstate, .. }) => {
+                    return Err(Error::Conflict {
+                        op,
+                        sqlstate,
+                        attempts: attempt,
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// One attempt: `BEGIN`, `body`, `COMMIT` (or `ROLLBACK` on error).
+fn run_once<T>(
+    conn: &mut Conn,
+    op: &'static str,
+    batch: Option<crate::BatchToken>,
+    body: &mut dyn FnMut(&mut Conn) -> Result<T>,
+) -> Result<T> {
+    conn.client
+        .batch_execute("BEGIN")
+        .map_err(|e| Error::from_pg(op, Stage::BeforeCommit, batch, e))?;
+    match body(conn) {
+        Ok(v) => {
+            conn.client
+                .batch_execute("COMMIT")
+                .map_err(|e| Error::from_pg(op, Stage::Commit, batch, e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            if !e.connection_gone() {
+                // A failed rollback leaves the client closed, so the pool
+                // drops it; the original error is the one to report.
+                let _ = conn.client.batch_execute("ROLLBACK");
+            }
+            Err(e)
+        }
+    }
+}

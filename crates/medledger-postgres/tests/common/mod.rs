@@ -1,0 +1,66 @@
+//! Shared by the PostgreSQL tests: the server from `MEDLEDGER_PG_URL`
+//! (started by `scripts/pg-test-cluster`), and one fresh schema per test.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use medledger_chain::HashAlg;
+use medledger_postgres::{PgOptions, PgStore};
+
+/// The server's connection string, or `None` after saying loudly that the
+/// test is skipped.
+pub fn url(test: &str) -> Option<String> {
+    match std::env::var("MEDLEDGER_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED {test}: MEDLEDGER_PG_URL is not set; start a server with \
+                 `eval \"$(scripts/pg-test-cluster start)\"` to run the PostgreSQL tests ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test (or earlier run) uses.
+pub fn fresh_schema(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "t_{tag}_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn options(schema: &str, alg: HashAlg) -> PgOptions {
+    PgOptions {
+        schema: schema.to_owned(),
+        hash_alg: alg,
+        ..PgOptions::default()
+    }
+}
+
+/// A store in a fresh schema.
+pub fn store(url: &str, tag: &str, alg: HashAlg) -> (String, PgStore) {
+    let schema = fresh_schema(tag);
+    let s = PgStore::open(url, options(&schema, alg)).unwrap();
+    (schema, s)
+}
+
+/// A plain client (for raw SQL in tests).
+pub fn client(url: &str) -> postgres::Client {
+    url.parse::<postgres::Config>()
+        .unwrap()
+        .connect(postgres::NoTls)
+        .unwrap()
+}
+
+/// Drops a test's schema.
+pub fn drop_schema(url: &str, schema: &str) {
+    let _ = client(url).batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+}
