@@ -29,7 +29,7 @@ use medledger_store::BlobId;
 use crate::ledger::{id_from, u64_from};
 
 const STATE_VERSION: u8 = 1;
-const COMMITMENT_CONTEXT: &str = "medledger/v1 record commitment";
+pub(crate) const COMMITMENT_CONTEXT: &str = "medledger/v1 record commitment";
 
 /// A record's current state.
 #[derive(Clone, Debug, PartialEq, Eq)]
