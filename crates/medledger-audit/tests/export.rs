@@ -355,3 +355,30 @@ fn indexes_are_rebuilt_on_reopen_of_the_embedded_store() {
     }
     assert_eq!(log.actor_activity(&id(3)).unwrap().len(), 5);
 }
+
+/// Signed-note rules: a cosignature from a witness outside the policy is
+/// ignored by default and refused by a strict policy.
+#[test]
+fn extra_cosignature_is_ignored_unless_the_policy_is_strict() {
+    let f = scripted();
+    let mut export = f.log.export_patient(&patient_a(), Some(0), 1).unwrap();
+    let outsider = CosignatureSigner::generate("outsider.example").unwrap();
+    let mut note = medledger_chain::Note::parse(export.checkpoints[1].as_bytes()).unwrap();
+    let c = outsider.cosign(note.text(), 1_764_307_230).unwrap();
+    note.add_signature(c.to_note_signature()).unwrap();
+    export.checkpoints[1] = note.to_text().unwrap();
+    let json = export.to_json().unwrap();
+    let report = verify_export(json.as_bytes(), &f.policy).unwrap();
+    assert_eq!(report.checkpoints[1].cosigners, ["witness.example"]);
+    let strict = f.policy.clone().strict();
+    let err = verify_export(json.as_bytes(), &strict).unwrap_err();
+    assert!(
+        matches!(&err, Error::BadExportItem { item, source }
+            if item == "checkpoints[1]"
+            && matches!(**source, Error::Chain(medledger_chain::Error::UnknownSigner { line: 2, .. }))),
+        "{err}"
+    );
+    // The unaltered export verifies under the strict policy too.
+    let clean = f.log.export_patient(&patient_a(), Some(0), 1).unwrap();
+    verify_export(clean.to_json().unwrap().as_bytes(), &strict).unwrap();
+}

@@ -180,6 +180,17 @@ pub enum Error {
         /// Distinct witnesses whose cosignature verified.
         got: usize,
     },
+    /// A signature line from a key the policy does not know, refused
+    /// because the policy is strict ([`crate::Policy::strict`]).
+    #[error("signature line {line} is from {name}+{key_id:08x}, a key outside the strict policy")]
+    UnknownSigner {
+        /// Zero-based position of the line in the note's signature block.
+        line: usize,
+        /// The key name the line claims.
+        name: String,
+        /// The key ID the line claims.
+        key_id: u32,
+    },
     /// A verification policy that can never be met or mixes key types.
     #[error("invalid policy: {reason}")]
     InvalidPolicy {

@@ -6,6 +6,11 @@
 //! verify rejects the whole note. Witnesses are counted by name, so two keys
 //! of one witness count once. This is the k-of-n rule of tlog-proof
 //! "Verifying a tlog proof", step 3.
+//!
+//! A [`Policy::strict`] policy additionally refuses a note carrying any
+//! signature line that is not from one of its keys: for a verifier that
+//! wants every line it is shown to be accounted for (e.g. an auditor who
+//! must be able to say who signed what it archives).
 
 use crate::checkpoint::{Checkpoint, LogKey};
 use crate::error::{Error, Result};
@@ -17,6 +22,7 @@ pub struct Policy {
     log: LogKey,
     witnesses: Vec<NoteVerifier>,
     quorum: usize,
+    strict: bool,
 }
 
 /// One witness cosignature that verified.
@@ -64,7 +70,22 @@ impl Policy {
             log,
             witnesses,
             quorum,
+            strict: false,
         })
+    }
+
+    /// The same policy, but refusing any note with a signature line from a
+    /// key it does not know ([`Error::UnknownSigner`]), instead of ignoring
+    /// such lines as signed-note "Signatures" prescribes.
+    #[must_use]
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    /// Whether unknown signature lines are refused ([`Policy::strict`]).
+    pub fn is_strict(&self) -> bool {
+        self.strict
     }
 
     /// The log this policy is for.
@@ -91,6 +112,17 @@ impl Policy {
         let verified = note.verify(&known)?;
         if !verified.iter().any(|v| v.verifier_index == 0) {
             return Err(Error::MissingLogSignature);
+        }
+        if self.strict {
+            let unknown = (0..note.signatures().len())
+                .find(|line| verified.iter().all(|v| v.signature_index != *line));
+            if let Some(sig) = unknown.and_then(|line| Some((line, note.signatures().get(line)?))) {
+                return Err(Error::UnknownSigner {
+                    line: sig.0,
+                    name: sig.1.name.clone(),
+                    key_id: sig.1.key_id,
+                });
+            }
         }
         let checkpoint = self.log.check_body(note.text())?;
         let mut cosignatures: Vec<VerifiedCosignature> = Vec::new();
