@@ -87,10 +87,17 @@ mod access;
 mod backend;
 mod custody;
 mod error;
+mod guardian;
 mod key_unwrap;
 mod ledger;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 mod record_state;
+mod read_decision;
+mod share;
+mod share_codec;
+mod streaming;
 mod verification;
 
 pub use access::{deny_code, Record};
@@ -100,6 +107,12 @@ pub use error::{Error, Op, Result};
 pub use key_unwrap::KeyUnwrapper;
 pub use ledger::{Ledger, MAX_ORGANIZATION_LEN};
 pub use record::{NewRecord, Written, MAX_RECORD_ID_LEN};
+pub use share::Imported;
+pub use share_codec::{
+    ShareError, SharePackage, MAX_ENVELOPE_LEN, MAX_PACKAGE_LEN, SHARE_MAGIC, SHARE_VERSION,
+    SIGNATURE_CONTEXT,
+};
+pub use streaming::{StreamedRead, StreamedRecord};
 pub use verification::VerifyReport;
 
 /// The composed crates, re-exported so one dependency is enough.
@@ -108,6 +121,9 @@ pub use medledger_chain as chain;
 pub use medledger_envelope as envelope;
 pub use medledger_grants as grants;
 pub use medledger_store as store;
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use medledger_postgres as pg;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
