@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{At, Error, Op, Result};
 use crate::key_unwrap::KeyUnwrapper;
-use crate::ledger::{audit_purpose, now_ms, Ledger, OBJ_GRANT, OBJ_REVOCATION, T_OBJECTS};
+use crate::ledger::{audit_purpose, now_ms, Ledger, OBJ_GRANT, OBJ_REVOCATION};
 use crate::record_state::{commitment, RecordState};
 
 /// A record as read: plaintext (wiped on drop) and where its access was
@@ -114,18 +114,19 @@ impl<N: NodeStore> Ledger<N> {
             vec![Id32(*grant.id().0.as_bytes())],
             None,
         )?;
-        let id = {
-            let mut idx = self.index_mut();
-            let at = self.audit.size();
-            let id = idx.add_grant(grant, LogPosition(at)).at(op)?;
-            let index = self.audit.append(event).at(op)?.index;
-            let mut value = vec![OBJ_GRANT];
-            value.extend_from_slice(&grant.encode());
-            self.commit_state(index, op, &mut |t| {
-                t.put(T_OBJECTS, &at.to_be_bytes(), &value)
-            })?;
-            id
-        };
+        let mut id = None;
+        self.append_object(
+            op,
+            OBJ_GRANT,
+            &grant.encode(),
+            event,
+            *grant.id().0.as_bytes(),
+            &mut |index, _, at| {
+                id = Some(index.add_grant(grant, at)?);
+                Ok(())
+            },
+        )?;
+        let id = id.unwrap_or_else(|| grant.id());
         // Only the patient's own grants of `read` are wrapped eagerly: a
         // grant from anyone else (a delegate, or an issuer with no
         // authority at all) is logged whatever its authority, so its
@@ -163,7 +164,11 @@ impl<N: NodeStore> Ledger<N> {
             RevocationTarget::Grant(g) => self.index().grant(&g).cloned(),
             _ => None,
         };
-        let patient = target.as_ref().map_or(body.revoker, |g| g.patient);
+        let patient = match body.target {
+            RevocationTarget::Appointment(a) => self.guardians().patient_of(&a),
+            _ => target.as_ref().map(|g| g.patient),
+        }
+        .unwrap_or(body.revoker);
         let event = self.event(
             op,
             AuditAction::Revoke,
@@ -175,18 +180,20 @@ impl<N: NodeStore> Ledger<N> {
             vec![Id32(*body.target.hash().as_bytes())],
             None,
         )?;
-        let (index, target) = {
-            let mut idx = self.index_mut();
-            let at = self.audit.size();
-            idx.add_revocation(revocation, LogPosition(at)).at(op)?;
-            let index = self.audit.append(event).at(op)?.index;
-            let mut value = vec![OBJ_REVOCATION];
-            value.extend_from_slice(&revocation.encode());
-            self.commit_state(index, op, &mut |t| {
-                t.put(T_OBJECTS, &at.to_be_bytes(), &value)
-            })?;
-            (index, target)
-        };
+        let index = self.append_object(
+            op,
+            OBJ_REVOCATION,
+            &revocation.encode(),
+            event,
+            *revocation.id().0.as_bytes(),
+            &mut |index, guardians, at| {
+                index.add_revocation(revocation, at)?;
+                if let RevocationTarget::Appointment(a) = body.target {
+                    guardians.revoke(&a, at);
+                }
+                Ok(())
+            },
+        )?;
         if let Some(g) = target {
             if let Grantee::Actor(grantee) = g.grantee {
                 let key = crate::record::x25519_of(&self.actor(&grantee, op)?).key_id();

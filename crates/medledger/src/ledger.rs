@@ -14,8 +14,8 @@ use medledger_chain::{
     Checkpoint, Ed25519Signer, HashAlg, LogKey, MemoryNodeStore, NodeStore, Note,
 };
 use medledger_grants::{
-    Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose, SignedGrant, SignedMembership,
-    SignedRevocation,
+    Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose, RevocationTarget, SignedGrant,
+    SignedGuardianAppointment, SignedMembership, SignedRevocation,
 };
 use medledger_store::{
     BlobStore, EmbeddedStore, EntryLog, FileNodeStore, StateStore, StoreOptions,
@@ -24,6 +24,7 @@ use medledger_store::{
 use crate::backend::{self, Stores};
 use crate::custody::{LedgerKey, Secrets};
 use crate::error::{At, Error, Op, Result};
+use crate::guardian::Guardians;
 
 /// Number of lock stripes serializing writers of the same record.
 const RECORD_STRIPES: usize = 64;
@@ -39,6 +40,7 @@ pub(crate) const T_CHECKPOINTS: &str = "checkpoints";
 pub(crate) const OBJ_GRANT: u8 = 1;
 pub(crate) const OBJ_MEMBERSHIP: u8 = 2;
 pub(crate) const OBJ_REVOCATION: u8 = 3;
+pub(crate) const OBJ_APPOINTMENT: u8 = 4;
 
 /// A medical-record ledger: encrypted records, patient grants, one
 /// tamper-evident log of every write, grant, revocation, access attempt,
@@ -57,6 +59,8 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     pub(crate) signer: Ed25519Signer,
     pub(crate) pseudonyms: LedgerSecret,
     pub(crate) index: RwLock<GrantIndex>,
+    /// Guardian appointments (locked after `index` when both are held).
+    guardians: RwLock<Guardians>,
     pub(crate) organizations: RwLock<HashMap<ActorId, String>>,
     pub(crate) checkpoint_lock: Mutex<()>,
     /// The highest log index a state transaction was stamped with: stamps
@@ -149,6 +153,7 @@ impl<N: NodeStore> Ledger<N> {
             signer,
             pseudonyms,
             index: RwLock::new(GrantIndex::new()),
+            guardians: RwLock::new(Guardians::default()),
             organizations: RwLock::new(HashMap::new()),
             checkpoint_lock: Mutex::new(()),
             stamp: Mutex::new(stamp),
@@ -164,6 +169,7 @@ impl<N: NodeStore> Ledger<N> {
         let corrupt = |table, reason| Error::CorruptState { op, table, reason };
         {
             let mut index = self.index_mut();
+            let mut guardians = self.guardians_mut();
             let mut orgs = self
                 .organizations
                 .write()
@@ -193,9 +199,16 @@ impl<N: NodeStore> Ledger<N> {
                             .at(op)?;
                     }
                     OBJ_REVOCATION => {
-                        index
-                            .add_revocation(&SignedRevocation::decode(bytes).at(op)?, at)
-                            .at(op)?;
+                        let r = SignedRevocation::decode(bytes).at(op)?;
+                        index.add_revocation(&r, at).at(op)?;
+                        if let RevocationTarget::Appointment(a) = r.body().target {
+                            guardians.revoke(&a, at);
+                        }
+                    }
+                    OBJ_APPOINTMENT => {
+                        let a = SignedGuardianAppointment::decode(bytes).at(op)?;
+                        let id = index.add_appointment(&a, at).at(op)?;
+                        guardians.add(id, a.body(), at);
                     }
                     _ => return Err(corrupt(T_OBJECTS, "unknown object tag")),
                 }
@@ -324,6 +337,48 @@ impl<N: NodeStore> Ledger<N> {
 
     pub(crate) fn index_mut(&self) -> RwLockWriteGuard<'_, GrantIndex> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn guardians(&self) -> RwLockReadGuard<'_, Guardians> {
+        self.guardians.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn guardians_mut(&self) -> RwLockWriteGuard<'_, Guardians> {
+        self.guardians.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a signed object (grant, revocation, membership, guardian
+    /// appointment) with its audit `event`, whose `commitment` is set to
+    /// `object_id`. Under the index lock, `load` verifies and loads the
+    /// object at the log position it takes effect from (the log size
+    /// before the append); the object is then kept in the state, keyed by
+    /// that position, reflecting the event's log index. Returns the index.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_object(
+        &self,
+        op: Op,
+        tag: u8,
+        bytes: &[u8],
+        mut event: AuditEvent,
+        object_id: [u8; 32],
+        load: &mut dyn FnMut(
+            &mut GrantIndex,
+            &mut Guardians,
+            LogPosition,
+        ) -> medledger_grants::Result<()>,
+    ) -> Result<u64> {
+        let mut index = self.index_mut();
+        let mut guardians = self.guardians_mut();
+        let at = self.audit.size();
+        load(&mut index, &mut guardians, LogPosition(at)).at(op)?;
+        event.commitment = Some(Id32(object_id));
+        let logged = self.audit.append(event).at(op)?.index;
+        let mut value = vec![tag];
+        value.extend_from_slice(bytes);
+        self.commit_state(logged, op, &mut |t| {
+            t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+        })?;
+        Ok(logged)
     }
 
     pub(crate) fn record_lock(&self, record: &str) -> MutexGuard<'_, ()> {

@@ -87,6 +87,7 @@ mod access;
 mod backend;
 mod custody;
 mod error;
+mod guardian;
 mod key_unwrap;
 mod ledger;
 #[cfg(feature = "postgres")]

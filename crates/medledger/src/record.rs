@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use medledger_audit::{Action, Id32, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
 use medledger_envelope::{seal, Header, RecipientPublicKey, RecipientSecretKey, RecordContext};
-use medledger_grants::{ActorId, ActorKind, Category, RecordId, SensitivitySet};
+use medledger_grants::{ActorId, ActorKind, Category, DenyReason, RecordId, SensitivitySet};
 use medledger_store::{read_blob, BlobId};
 use rand_core::{OsRng, RngCore};
 
@@ -329,38 +329,66 @@ impl<N: NodeStore> Ledger<N> {
     /// Erase entry is appended. The log keeps only the blinded
     /// commitments, which reveal nothing without the nonces. Copies of
     /// data keys that readers already unwrapped cannot be recalled.
+    ///
+    /// Only the patient, or a guardian with an active appointment
+    /// ([`Ledger::appoint_guardian`]), may erase: anyone else gets
+    /// [`Error::AccessDenied`] (`ActionNotAllowed`) and the refused attempt
+    /// is logged as a denied Erase event.
     pub fn erase(&self, actor: &ActorId, record: &str) -> Result<u64> {
         let op = Op::Erase;
         self.actor(actor, op)?;
         let _guard = self.record_lock(record);
         let mut st = self.record_state(record, op)?;
+        let target = Some(RecordRef {
+            id: record.to_owned(),
+            version: st.latest,
+        });
+        if !self.speaks_for(actor, &st.patient) {
+            let reason = DenyReason::ActionNotAllowed;
+            let outcome = Outcome::Denied {
+                code: crate::access::deny_code(reason),
+                reason: format!("{reason:?}: only the patient or an active guardian may erase"),
+            };
+            let event = self.event(
+                op,
+                Action::Erase,
+                actor,
+                &st.patient,
+                target,
+                PurposeOfUse::PatientRequested,
+                outcome,
+                Vec::new(),
+                None,
+            )?;
+            let event = self.audit.append(event).at(op)?.index;
+            return Err(Error::AccessDenied { op, reason, event });
+        }
         if st.erased {
             return Err(Error::RecordErased {
                 op,
                 record: record.to_owned(),
             });
         }
+        // Every version up to `latest` has a state; a gap is corruption
+        // (typed error), and skipping it would let a corrupt `latest` spin
+        // this loop for 2^64 steps. Collected before the Erase entry is
+        // appended, so a corrupt record logs no erasure that did not happen.
+        let mut versions = Vec::new();
+        for v in 1..=st.latest {
+            versions.push((version_key(record, v), self.version_state(record, v, op)?));
+        }
         let event = self.event(
             op,
             Action::Erase,
             actor,
             &st.patient,
-            Some(RecordRef {
-                id: record.to_owned(),
-                version: st.latest,
-            }),
+            target,
             PurposeOfUse::PatientRequested,
             Outcome::Success,
             Vec::new(),
             None,
         )?;
         let index = self.audit.append(event).at(op)?.index;
-        let mut versions = Vec::new();
-        for v in 1..=st.latest {
-            if let Ok(vs) = self.version_state(record, v, op) {
-                versions.push((version_key(record, v), vs));
-            }
-        }
         st.erased = true;
         st.custody.clear();
         let rv = st.encode();
@@ -402,4 +430,48 @@ impl<N: NodeStore> Ledger<N> {
 /// An actor's X25519 key as an envelope recipient.
 pub(crate) fn x25519_of(actor: &medledger_grants::Actor) -> RecipientPublicKey {
     RecipientPublicKey::from_bytes(actor.encryption_key().to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use medledger_grants::{ActorKeys, ActorKind};
+
+    use super::*;
+    use crate::LedgerKey;
+
+    #[test]
+    fn erase_stops_at_a_corrupt_latest_version_and_logs_nothing() {
+        let ledger =
+            Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+        let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "text/plain",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"x",
+            })
+            .unwrap();
+        // A stored state claiming 2^64 - 1 versions (only one exists).
+        let mut st = ledger.record_state("Observation/1", Op::Erase).unwrap();
+        st.latest = u64::MAX;
+        let value = st.encode();
+        ledger
+            .state
+            .transact(None, &mut |t| t.put(T_RECORDS, b"Observation/1", &value))
+            .unwrap();
+        let size = ledger.size();
+        assert!(matches!(
+            ledger.erase(&patient.id(), "Observation/1"),
+            Err(Error::UnknownRecord {
+                version: Some(2),
+                ..
+            })
+        ));
+        assert_eq!(ledger.size(), size);
+    }
 }

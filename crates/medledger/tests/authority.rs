@@ -1,0 +1,212 @@
+//! Who may write, erase and speak for a patient, through the public API:
+//! the patient, their active guardian, and (for writes) grantees of
+//! `write`; everyone else is refused with a typed error and a denied
+//! audit event.
+
+use medledger::chain::MemoryNodeStore;
+use medledger::grants::*;
+use medledger::{Error, Ledger, LedgerKey, NewRecord};
+
+struct World {
+    ledger: Ledger<MemoryNodeStore>,
+    patient: ActorKeys,
+    doctor: ActorKeys,
+    guardian: ActorKeys,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn world() -> World {
+    let ledger = Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    let guardian = ActorKeys::generate(ActorKind::Guardian).unwrap();
+    ledger.register(patient.actor(), "patients").unwrap();
+    ledger.register(doctor.actor(), "st-mary").unwrap();
+    ledger.register(guardian.actor(), "family").unwrap();
+    World {
+        ledger,
+        patient,
+        doctor,
+        guardian,
+    }
+}
+
+fn record<'a>(w: &World, id: &'a str, author: &ActorKeys, body: &'a [u8]) -> NewRecord<'a> {
+    NewRecord {
+        id,
+        patient: w.patient.id(),
+        author: author.id(),
+        content_type: "application/fhir+json",
+        category: "Observation",
+        labels: SensitivitySet::empty(),
+        body,
+    }
+}
+
+fn appoint(w: &World) -> AppointmentId {
+    let a = SignedGuardianAppointment::sign(
+        GuardianAppointment {
+            appointer: w.patient.id(),
+            guardian: w.guardian.id(),
+            patient: w.patient.id(),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            issued_at: now(),
+        },
+        &w.patient,
+    )
+    .unwrap();
+    w.ledger.appoint_guardian(&a).unwrap()
+}
+
+fn grant(w: &World, grantee: &ActorKeys, actions: ActionSet) -> GrantId {
+    let g = SignedGrant::sign(
+        Grant {
+            issuer: w.patient.id(),
+            patient: w.patient.id(),
+            grantee: Grantee::Actor(grantee.id()),
+            parent: None,
+            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
+            sensitivity: SensitivitySet::empty(),
+            actions,
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            max_delegation_depth: 0,
+            issued_at: now(),
+            nonce: Grant::fresh_nonce(),
+        },
+        &w.patient,
+    )
+    .unwrap();
+    w.ledger.grant(&g).unwrap()
+}
+
+/// The last event of the patient: its action name and whether it was
+/// denied.
+fn last_event(w: &World) -> (u64, &'static str, bool) {
+    let (i, e) = w
+        .ledger
+        .patient_events(&w.patient.id())
+        .unwrap()
+        .pop()
+        .unwrap();
+    (
+        i,
+        e.action.name(),
+        matches!(e.outcome, medledger::audit::Outcome::Denied { .. }),
+    )
+}
+
+#[test]
+fn only_the_patient_or_an_active_guardian_may_erase() {
+    let w = world();
+    w.ledger
+        .write(&record(&w, "Observation/1", &w.patient, b"one"))
+        .unwrap();
+    w.ledger
+        .write(&record(&w, "Observation/2", &w.patient, b"two"))
+        .unwrap();
+    // A clinician holding a read grant still may not erase.
+    grant(&w, &w.doctor, ActionSet::empty().with(Action::Read));
+    let size = w.ledger.size();
+    let event = match w.ledger.erase(&w.doctor.id(), "Observation/1") {
+        Err(Error::AccessDenied {
+            reason: DenyReason::ActionNotAllowed,
+            event,
+            ..
+        }) => event,
+        other => panic!("expected a denial, got {other:?}"),
+    };
+    assert_eq!((event, w.ledger.size()), (size, size + 1));
+    assert_eq!(last_event(&w), (event, "erase", true));
+    // Nothing was erased.
+    assert_eq!(
+        &w.ledger
+            .read(&w.doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"one"
+    );
+    // A guardian without an appointment is refused too.
+    assert!(matches!(
+        w.ledger.erase(&w.guardian.id(), "Observation/1"),
+        Err(Error::AccessDenied { .. })
+    ));
+    // Appointed, the guardian erases; the patient erases their own.
+    appoint(&w);
+    let at = w.ledger.erase(&w.guardian.id(), "Observation/1").unwrap();
+    assert_eq!(last_event(&w), (at, "erase", false));
+    w.ledger.erase(&w.patient.id(), "Observation/2").unwrap();
+    assert_eq!(w.ledger.verify().unwrap().erased, 2);
+}
+
+#[test]
+fn a_revoked_guardian_may_not_erase() {
+    let w = world();
+    w.ledger
+        .write(&record(&w, "Observation/1", &w.patient, b"one"))
+        .unwrap();
+    let appointment = appoint(&w);
+    let rev = SignedRevocation::sign(
+        Revocation {
+            revoker: w.patient.id(),
+            target: RevocationTarget::Appointment(appointment),
+            issued_at: now(),
+        },
+        &w.patient,
+    )
+    .unwrap();
+    w.ledger.revoke(&rev).unwrap();
+    assert!(matches!(
+        w.ledger.erase(&w.guardian.id(), "Observation/1"),
+        Err(Error::AccessDenied {
+            reason: DenyReason::ActionNotAllowed,
+            ..
+        })
+    ));
+    assert_eq!(last_event(&w).1, "erase");
+}
+
+#[test]
+fn a_guardian_appointment_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = LedgerKey::from_bytes([2; 32]);
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let guardian = ActorKeys::generate(ActorKind::Guardian).unwrap();
+    {
+        let ledger = Ledger::open(dir.path(), "test.example/ledger", &key).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger.register(guardian.actor(), "family").unwrap();
+        let a = SignedGuardianAppointment::sign(
+            GuardianAppointment {
+                appointer: patient.id(),
+                guardian: guardian.id(),
+                patient: patient.id(),
+                validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+                issued_at: now(),
+            },
+            &patient,
+        )
+        .unwrap();
+        ledger.appoint_guardian(&a).unwrap();
+        ledger
+            .write(&NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: SensitivitySet::empty(),
+                body: b"x",
+            })
+            .unwrap();
+    }
+    let ledger = Ledger::open(dir.path(), "test.example/ledger", &key).unwrap();
+    ledger.erase(&guardian.id(), "Observation/1").unwrap();
+    ledger.verify().unwrap();
+}
