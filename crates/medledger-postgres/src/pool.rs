@@ -291,3 +291,136 @@ fn run_once<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool on the test server's `public` schema, or `None` (skipped).
+    fn pool() -> Option<Pool> {
+        let Ok(url) = std::env::var("MEDLEDGER_PG_URL") else {
+            eprintln!("\n*** SKIPPED pool tests: MEDLEDGER_PG_URL is not set ***\n");
+            return None;
+        };
+        let config: postgres::Config = url.parse().unwrap();
+        Some(Pool::new(config, "public", 2, Duration::from_secs(5)).unwrap())
+    }
+
+    fn raise(conn: &mut Conn, sqlstate: &str) -> Result<()> {
+        conn.client
+            .batch_execute(&format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}'; END $$"
+            ))
+            .map_err(|e| Error::from_pg("test", Stage::BeforeCommit, None, e))
+    }
+
+    #[test]
+    fn serialization_failures_and_deadlocks_are_retried() {
+        let Some(pool) = pool() else { return };
+        for code in ["40001", "40P01"] {
+            let mut runs = 0;
+            let r = pool.transaction("test", None, &mut |conn| {
+                runs += 1;
+                if runs < 3 {
+                    raise(conn, code)?;
+                }
+                Ok(runs)
+            });
+            assert_eq!(r.unwrap(), 3, "{code}: ran until it committed");
+            let mut runs = 0;
+            let r = pool.transaction("test", None, &mut |conn| {
+                runs += 1;
+                raise(conn, code)
+            });
+            assert_eq!(runs, MAX_ATTEMPTS);
+            assert!(
+                matches!(r, Err(Error::Conflict { sqlstate, attempts: MAX_ATTEMPTS, .. }) if sqlstate == code),
+                "{code}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let Some(pool) = pool() else { return };
+        let mut runs = 0;
+        let r = pool.transaction("test", None, &mut |conn| {
+            runs += 1;
+            raise(conn, "23505")
+        });
+        assert_eq!(runs, 1);
+        assert!(
+            matches!(&r, Err(Error::Server { sqlstate, .. }) if sqlstate == "23505"),
+            "{r:?}"
+        );
+        // The connection was rolled back and is usable again.
+        let r = pool.transaction("test", None, &mut |conn| {
+            conn.client
+                .query_one("SELECT 1", &[])
+                .map(|row| row.get::<_, i32>(0))
+                .map_err(|e| Error::from_pg("test", Stage::BeforeCommit, None, e))
+        });
+        assert_eq!(r.unwrap(), 1);
+    }
+
+    #[test]
+    fn an_error_at_commit_that_the_server_reports_is_not_an_unknown_outcome() {
+        let Some(pool) = pool() else { return };
+        // A deferred unique constraint fails at COMMIT: PostgreSQL rolled
+        // back and says so, so the outcome is known.
+        let r = pool.transaction("test", None, &mut |conn| {
+            conn.client
+                .batch_execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS deferred_once \
+                     (k int UNIQUE DEFERRABLE INITIALLY DEFERRED); \
+                     INSERT INTO deferred_once VALUES (1), (1);",
+                )
+                .map_err(|e| Error::from_pg("test", Stage::BeforeCommit, None, e))
+        });
+        assert!(
+            matches!(&r, Err(Error::Server { sqlstate, .. }) if sqlstate == "23505"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_lost_connection_empties_the_pool() {
+        let Some(pool) = pool() else { return };
+        let pid = |p: &mut Pooled<'_>| -> i32 {
+            p.conn()
+                .unwrap()
+                .client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .unwrap()
+                .get(0)
+        };
+        let (a, b) = {
+            let mut x = pool.get().unwrap();
+            let mut y = pool.get().unwrap();
+            (pid(&mut x), pid(&mut y))
+        };
+        assert_ne!(a, b);
+        assert_eq!(pool.lock().idle.len(), 2);
+        let mut killer = pool.connect().unwrap();
+        for p in [a, b] {
+            killer
+                .execute("SELECT pg_terminate_backend($1)", &[&p])
+                .unwrap();
+        }
+        // The next transaction meets a dead connection: typed, nothing sent.
+        let r = pool.transaction("test", None, &mut |_| Ok(()));
+        assert!(matches!(r, Err(Error::ConnectionLost { .. })), "{r:?}");
+        assert!(pool.lock().idle.is_empty(), "stale connections dropped");
+        // One error, then it works again.
+        pool.transaction("test", None, &mut |_| Ok(())).unwrap();
+    }
+
+    #[test]
+    fn schema_names() {
+        assert!(check_schema("medledger").is_ok());
+        assert!(check_schema("t_1").is_ok());
+        for bad in ["", "1abc", "Caps", "a-b", "a\"b", &"a".repeat(64)] {
+            assert!(check_schema(bad).is_err(), "{bad}");
+        }
+    }
+}
