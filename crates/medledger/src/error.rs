@@ -37,6 +37,10 @@ pub enum Op {
     Export,
     /// Self-verification of the store.
     Verify,
+    /// Exporting a share package for another organization.
+    ShareExport,
+    /// Verifying and importing another organization's share package.
+    ShareImport,
 }
 
 impl fmt::Display for Op {
@@ -56,6 +60,8 @@ impl fmt::Display for Op {
             Op::Report => "disclosure report",
             Op::Export => "export",
             Op::Verify => "verify",
+            Op::ShareExport => "export share package",
+            Op::ShareImport => "import share package",
         })
     }
 }
@@ -180,6 +186,14 @@ pub enum Error {
     NoCheckpoint {
         /// The operation.
         op: Op,
+    },
+    /// A share package was malformed or failed verification.
+    #[error("{op}: share package: {reason}")]
+    SharePackage {
+        /// The operation.
+        op: Op,
+        /// What was wrong.
+        reason: crate::share_codec::ShareError,
     },
     /// Self-verification found a discrepancy.
     #[error("{op}: verification failed: {what}")]

@@ -92,8 +92,12 @@ mod key_unwrap;
 mod ledger;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod read_decision;
 mod record;
 mod record_state;
+mod share;
+mod share_codec;
+mod streaming;
 mod verification;
 
 pub use access::{deny_code, Record};
@@ -103,6 +107,12 @@ pub use error::{Error, Op, Result};
 pub use key_unwrap::KeyUnwrapper;
 pub use ledger::{Ledger, MAX_ORGANIZATION_LEN};
 pub use record::{NewRecord, Written, MAX_RECORD_ID_LEN};
+pub use share::Imported;
+pub use share_codec::{
+    ShareError, SharePackage, MAX_ENVELOPE_LEN, MAX_PACKAGE_LEN, SHARE_MAGIC, SHARE_VERSION,
+    SIGNATURE_CONTEXT,
+};
+pub use streaming::{StreamedRead, StreamedRecord};
 pub use verification::VerifyReport;
 
 /// The composed crates, re-exported so one dependency is enough.

@@ -1,0 +1,110 @@
+//! The decision and audit step shared by the streaming read and the share
+//! export: the grants engine decides (the patient always reads their own
+//! records), the attempt is logged either way, and only an allowed attempt
+//! returns the state the caller needs to go on. Break-the-glass reads stay
+//! with [`crate::Ledger::emergency_read`].
+
+use medledger_audit::{Action as AuditAction, Id32, Outcome, RecordRef};
+use medledger_chain::NodeStore;
+use medledger_grants::{Action, ActorId, Decision, LogPosition, Purpose, RecordId, RecordMeta};
+
+use crate::access::deny_code;
+use crate::error::{At, Error, Op, Result};
+use crate::ledger::{audit_purpose, now_ms, Ledger};
+use crate::record_state::RecordState;
+
+/// An allowed, logged access.
+pub(crate) struct Allowed {
+    /// The record's state when it was decided.
+    pub(crate) st: RecordState,
+    /// The version the access is for.
+    pub(crate) version: u64,
+    /// The log index of the access's audit event.
+    pub(crate) event: u64,
+}
+
+impl<N: NodeStore> Ledger<N> {
+    /// Decides whether `actor` may read `record` (`version`, or the latest)
+    /// for `purpose`, appends an audit event with `action` either way, and
+    /// returns [`Error::AccessDenied`] on a denial.
+    pub(crate) fn authorize_read(
+        &self,
+        actor: &ActorId,
+        record: &str,
+        version: Option<u64>,
+        purpose: Purpose,
+        action: AuditAction,
+        op: Op,
+    ) -> Result<Allowed> {
+        self.actor(actor, op)?;
+        let st = self.record_state(record, op)?;
+        if st.erased {
+            return Err(Error::RecordErased {
+                op,
+                record: record.to_owned(),
+            });
+        }
+        let version = version.unwrap_or(st.latest);
+        if version == 0 || version > st.latest {
+            return Err(Error::UnknownRecord {
+                op,
+                record: record.to_owned(),
+                version: Some(version),
+            });
+        }
+        let request = medledger_grants::Request {
+            actor: *actor,
+            patient: st.patient,
+            record: RecordMeta {
+                id: RecordId::new(record).at(op)?,
+                category: medledger_grants::Category::new(&st.category).at(op)?,
+                labels: st.labels,
+            },
+            action: Action::Read,
+            purpose,
+            time: now_ms() / 1000,
+            position: LogPosition(self.audit.size()),
+            break_glass: None,
+        };
+        let decision = if *actor == st.patient {
+            Decision::Allow {
+                chain: Vec::new(),
+                emergency: None,
+            }
+        } else {
+            self.index().decide(&request)
+        };
+        let (outcome, chain) = match &decision {
+            Decision::Allow { chain, .. } => (
+                Outcome::Success,
+                chain.iter().map(|g| Id32(*g.0.as_bytes())).collect(),
+            ),
+            Decision::Deny(r) => (
+                Outcome::Denied {
+                    code: deny_code(*r),
+                    reason: format!("{r:?}"),
+                },
+                Vec::new(),
+            ),
+        };
+        let event = self.event(
+            op,
+            action,
+            actor,
+            &st.patient,
+            Some(RecordRef {
+                id: record.to_owned(),
+                version,
+            }),
+            audit_purpose(purpose),
+            outcome,
+            chain,
+            None,
+        )?;
+        let event = self.audit.append(event).at(op)?.index;
+        if let Decision::Deny(reason) = decision {
+            return Err(Error::AccessDenied { op, reason, event });
+        }
+        Ok(Allowed { st, version, event })
+    }
+}
