@@ -1,0 +1,473 @@
+//! Share packages between two organizations' ledgers, through the public
+//! API only: the happy path end to end, and every kind of tampering
+//! refused with a typed error that leaves the importer's store intact.
+
+use medledger::chain::{
+    CosignatureSigner, Ed25519Signer, Error as ChainError, HashAlg, LogKey, MemoryNodeStore,
+    TlogProof, Witness,
+};
+use medledger::grants::*;
+use medledger::{Error, Ledger, LedgerKey, NewRecord, ShareError, SharePackage};
+
+struct World {
+    a: Ledger<MemoryNodeStore>,
+    b: Ledger<MemoryNodeStore>,
+    patient: ActorKeys,
+    /// B's clinician, known to A as an external reader.
+    clinician: ActorKeys,
+    grant: SignedGrant,
+    witnesses: Vec<Witness>,
+    package: Vec<u8>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn write(l: &Ledger<MemoryNodeStore>, patient: &ActorKeys, id: &str, body: &[u8]) {
+    l.write(&NewRecord {
+        id,
+        patient: patient.id(),
+        author: patient.id(),
+        content_type: "application/fhir+json",
+        category: "Observation",
+        labels: SensitivitySet::empty(),
+        body,
+    })
+    .unwrap();
+}
+
+fn grant(patient: &ActorKeys, grantee: &ActorKeys) -> SignedGrant {
+    SignedGrant::sign(
+        Grant {
+            issuer: patient.id(),
+            patient: patient.id(),
+            grantee: Grantee::Actor(grantee.id()),
+            parent: None,
+            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
+            sensitivity: SensitivitySet::empty(),
+            actions: ActionSet::empty().with(Action::Read),
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            max_delegation_depth: 0,
+            issued_at: now(),
+            nonce: Grant::fresh_nonce(),
+        },
+        patient,
+    )
+    .unwrap()
+}
+
+/// A writes Observation/1 (v1) for the patient, grants B's clinician, has
+/// it checkpointed and cosigned by two witnesses, and exports it; B knows
+/// the patient and the clinician and trusts A's log with 2 of 2 witnesses.
+fn world() -> World {
+    let a = Ledger::in_memory("a.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
+    let b = Ledger::in_memory("b.example/ledger", &LedgerKey::from_bytes([2; 32])).unwrap();
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let clinician = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    a.register(patient.actor(), "patients").unwrap();
+    a.register(clinician.actor(), "b-hospital").unwrap();
+    b.register(patient.actor(), "patients").unwrap();
+    b.register(clinician.actor(), "b-hospital").unwrap();
+    write(&a, &patient, "Observation/1", br#"{"resourceType":"Observation"}"#);
+    let grant = grant(&patient, &clinician);
+    a.grant(&grant).unwrap();
+    let mut witnesses = Vec::new();
+    for name in ["w1.example", "w2.example"] {
+        let mut w = Witness::in_memory(CosignatureSigner::generate(name).unwrap());
+        w.add_log(a.log_key().unwrap());
+        witnesses.push(w);
+    }
+    let refs: Vec<&Witness> = witnesses.iter().collect();
+    a.checkpoint(&refs).unwrap();
+    b.trust_log(&a.log_key().unwrap(), &verifiers(&witnesses), 2)
+        .unwrap();
+    let package = a
+        .export_share(&clinician.id(), "Observation/1", 1, Purpose::Treat)
+        .unwrap();
+    World {
+        a,
+        b,
+        patient,
+        clinician,
+        grant,
+        witnesses,
+        package,
+    }
+}
+
+fn verifiers(ws: &[Witness]) -> Vec<medledger::chain::NoteVerifier> {
+    ws.iter().map(|w| w.signer().verifier().unwrap()).collect()
+}
+
+/// Imports `bytes` into B as the clinician, expects an error, and checks
+/// B's log, records and verification are as before.
+fn refused(w: &World, bytes: &[u8]) -> Error {
+    let (size, records) = (w.b.size(), w.b.records_of(&w.patient.id()).unwrap());
+    let err = w
+        .b
+        .import_share(bytes, &w.clinician, "a/Observation/1")
+        .unwrap_err();
+    assert_eq!(w.b.size(), size, "{err}");
+    assert_eq!(w.b.records_of(&w.patient.id()).unwrap(), records);
+    w.b.verify().unwrap();
+    err
+}
+
+fn share_reason(e: Error) -> ShareError {
+    match e {
+        Error::SharePackage {
+            op: medledger::Op::ShareImport,
+            reason,
+        } => reason,
+        other => panic!("not a share package error: {other}"),
+    }
+}
+
+fn chain_reason(e: Error) -> ChainError {
+    match e {
+        Error::Chain { source, .. } => source,
+        other => panic!("not a chain error: {other}"),
+    }
+}
+
+fn resigned_by_nobody(mut p: SharePackage) -> Vec<u8> {
+    p.signature = [0; 64];
+    p.encode()
+}
+
+#[test]
+fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
+    let w = world();
+    let imported = w
+        .b
+        .import_share(&w.package, &w.clinician, "a/Observation/1")
+        .unwrap();
+    assert_eq!(
+        (imported.record.as_str(), imported.version, imported.origin.as_str()),
+        ("a/Observation/1", 1, "a.example/ledger")
+    );
+    assert_eq!((imported.origin_event, imported.checkpoint_size), (0, 2));
+    assert_eq!(
+        w.b.imported_from("a/Observation/1", 1).unwrap(),
+        Some(imported.clone())
+    );
+    // B's own grants govern reads at B: the patient's grant, signed once,
+    // is loaded there too.
+    assert!(matches!(
+        w.b.read(&w.clinician, "a/Observation/1", Purpose::Treat),
+        Err(Error::AccessDenied {
+            reason: DenyReason::NoGrant,
+            ..
+        })
+    ));
+    w.b.grant(&w.grant).unwrap();
+    let record = w
+        .b
+        .read(&w.clinician, "a/Observation/1", Purpose::Treat)
+        .unwrap();
+    assert_eq!(&record.body[..], br#"{"resourceType":"Observation"}"#);
+    assert_eq!(record.content_type, "application/fhir+json");
+
+    // A's trail: the write, the grant, the export to the clinician (a
+    // disclosure in the patient's report).
+    let a_events = w.a.patient_events(&w.patient.id()).unwrap();
+    let actions: Vec<_> = a_events.iter().map(|(_, e)| e.action).collect();
+    use medledger::audit::Action as A;
+    assert_eq!(actions, [A::Create, A::Grant, A::Export]);
+    let export = &a_events[2].1;
+    assert_eq!(export.actor.id.0, *w.clinician.id().as_bytes());
+    let disclosures = w.a.disclosure_report(&w.patient.id()).unwrap();
+    assert_eq!(disclosures.len(), 1);
+    // B's trail: the import (a Create by the clinician with B's own
+    // commitment), the denied read, the grant, the allowed read.
+    let b_events = w.b.patient_events(&w.patient.id()).unwrap();
+    let actions: Vec<_> = b_events.iter().map(|(_, e)| e.action).collect();
+    assert_eq!(actions, [A::Create, A::Read, A::Grant, A::Read]);
+    let (at, create) = &b_events[0];
+    assert_eq!(*at, imported.event);
+    assert_eq!(create.actor.id.0, *w.clinician.id().as_bytes());
+    assert_ne!(create.commitment.as_ref().unwrap().0, imported.origin_commitment);
+    assert_eq!(w.b.verify().unwrap().versions, 1);
+    assert_eq!(w.a.verify().unwrap().versions, 1);
+    // A record written at B itself has no provenance.
+    write(&w.b, &w.patient, "Observation/local", b"x");
+    assert_eq!(w.b.imported_from("Observation/local", 1).unwrap(), None);
+}
+
+#[test]
+fn export_follows_the_grants_and_needs_a_checkpoint() {
+    let w = world();
+    let stranger = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    w.a.register(stranger.actor(), "elsewhere").unwrap();
+    let size = w.a.size();
+    assert!(matches!(
+        w.a.export_share(&stranger.id(), "Observation/1", 1, Purpose::Treat),
+        Err(Error::AccessDenied {
+            reason: DenyReason::NoGrant,
+            ..
+        })
+    ));
+    // The denial is logged.
+    assert_eq!(w.a.size(), size + 1);
+    write(&w.a, &w.patient, "Observation/2", b"later");
+    let size = w.a.size();
+    assert!(matches!(
+        w.a.export_share(&w.clinician.id(), "Observation/2", 1, Purpose::Treat),
+        Err(Error::NoCheckpoint { .. })
+    ));
+    assert_eq!(w.a.size(), size);
+}
+
+#[test]
+fn flipped_ciphertext_byte_is_refused() {
+    let w = world();
+    let mut bad = w.package.clone();
+    let at = bad.len() - 65;
+    bad[at] ^= 1;
+    assert_eq!(
+        share_reason(refused(&w, &bad)),
+        ShareError::CommitmentMismatch
+    );
+}
+
+#[test]
+fn flipped_proof_is_refused() {
+    let w = world();
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    let mut proof = TlogProof::parse(p.proof.as_bytes()).unwrap();
+    assert!(!proof.path.is_empty());
+    proof.path[0].0[0] ^= 1;
+    p.proof = proof.to_text().unwrap();
+    assert!(matches!(
+        chain_reason(refused(&w, &p.encode())),
+        ChainError::InclusionRootMismatch
+    ));
+    // An index moved to another entry fails the same way.
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    let mut proof = TlogProof::parse(p.proof.as_bytes()).unwrap();
+    proof.index = 1;
+    p.proof = proof.to_text().unwrap();
+    assert!(matches!(
+        chain_reason(refused(&w, &p.encode())),
+        ChainError::InclusionRootMismatch
+    ));
+}
+
+#[test]
+fn an_event_of_another_record_or_version_is_refused() {
+    let w = world();
+    write(&w.a, &w.patient, "Observation/2", b"two");
+    write(&w.a, &w.patient, "Observation/1", b"one, v2");
+    let refs: Vec<&Witness> = w.witnesses.iter().collect();
+    w.a.checkpoint(&refs).unwrap();
+    let swap = |record: &str, version: u64| {
+        let other = w
+            .a
+            .export_share(&w.clinician.id(), record, version, Purpose::Treat)
+            .unwrap();
+        let other = SharePackage::decode(&other).unwrap();
+        let mut p = SharePackage::decode(&w.package).unwrap();
+        p.event = other.event;
+        p.proof = other.proof;
+        p.encode()
+    };
+    assert_eq!(
+        share_reason(refused(&w, &swap("Observation/2", 1))),
+        ShareError::EventMismatch { what: "record id" }
+    );
+    assert_eq!(
+        share_reason(refused(&w, &swap("Observation/1", 2))),
+        ShareError::EventMismatch {
+            what: "record version"
+        }
+    );
+    // The right event with the other version's ciphertext and nonce.
+    let v2 = SharePackage::decode(
+        &w.a
+            .export_share(&w.clinician.id(), "Observation/1", 2, Purpose::Treat)
+            .unwrap(),
+    )
+    .unwrap();
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    p.envelope = v2.envelope;
+    p.nonce = v2.nonce;
+    assert_eq!(
+        share_reason(refused(&w, &p.encode())),
+        ShareError::CommitmentMismatch
+    );
+}
+
+#[test]
+fn too_few_trusted_cosignatures_are_refused() {
+    let w = world();
+    let extra = CosignatureSigner::generate("w3.example").unwrap();
+    let mut vs = verifiers(&w.witnesses);
+    vs.push(extra.verifier().unwrap());
+    w.b.trust_log(&w.a.log_key().unwrap(), &vs, 3).unwrap();
+    assert!(matches!(
+        chain_reason(refused(&w, &w.package)),
+        ChainError::QuorumNotMet { needed: 3, got: 2 }
+    ));
+    // Witnesses B does not know count for nothing.
+    w.b.trust_log(&w.a.log_key().unwrap(), &[extra.verifier().unwrap()], 1)
+        .unwrap();
+    assert!(matches!(
+        chain_reason(refused(&w, &w.package)),
+        ChainError::QuorumNotMet { needed: 1, got: 0 }
+    ));
+}
+
+#[test]
+fn a_checkpoint_signed_by_an_untrusted_log_key_is_refused() {
+    let w = world();
+    let impostor = Ed25519Signer::generate("a.example/ledger").unwrap();
+    let key = LogKey::new("a.example/ledger", impostor.verifier(), HashAlg::Blake3).unwrap();
+    w.b.trust_log(&key, &verifiers(&w.witnesses), 2).unwrap();
+    assert!(matches!(
+        chain_reason(refused(&w, &w.package)),
+        ChainError::MissingLogSignature
+    ));
+    // A log B trusts nothing of.
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    p.origin = "c.example/ledger".into();
+    assert_eq!(
+        share_reason(refused(&w, &p.encode())),
+        ShareError::UntrustedLog {
+            origin: "c.example/ledger".into()
+        }
+    );
+}
+
+#[test]
+fn metadata_the_log_does_not_hold_is_bound_by_the_exporters_signature() {
+    let w = world();
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    p.labels = SensitivitySet::empty().with(Sensitivity::Psychiatry);
+    assert_eq!(
+        share_reason(refused(&w, &p.encode())),
+        ShareError::BadSignature
+    );
+    let mut p = SharePackage::decode(&w.package).unwrap();
+    p.patient = w.clinician.id();
+    assert_eq!(
+        share_reason(refused(&w, &p.encode())),
+        ShareError::BadSignature
+    );
+    let p = SharePackage::decode(&w.package).unwrap();
+    assert_eq!(
+        share_reason(refused(&w, &resigned_by_nobody(p))),
+        ShareError::BadSignature
+    );
+}
+
+#[test]
+fn a_package_for_someone_outside_b_is_refused() {
+    let w = world();
+    let outsider = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    w.a.register(outsider.actor(), "c-clinic").unwrap();
+    w.a.grant(&grant(&w.patient, &outsider)).unwrap();
+    let pkg = w
+        .a
+        .export_share(&outsider.id(), "Observation/1", 1, Purpose::Treat)
+        .unwrap();
+    let size = w.b.size();
+    assert_eq!(
+        share_reason(w.b.import_share(&pkg, &outsider, "x").unwrap_err()),
+        ShareError::RecipientNotMember {
+            recipient: outsider.id()
+        }
+    );
+    assert_eq!(w.b.size(), size);
+    // B's clinician cannot import a package wrapped to someone else.
+    assert_eq!(
+        share_reason(refused(&w, &pkg)),
+        ShareError::WrongRecipient {
+            expected: outsider.id(),
+            given: w.clinician.id()
+        }
+    );
+    // Claiming the recipient's id without its key does not open it.
+    let mut p = SharePackage::decode(&pkg).unwrap();
+    p.recipient = w.clinician.id();
+    assert!(matches!(refused(&w, &p.encode()), Error::SharePackage { .. }));
+}
+
+#[test]
+fn truncated_extended_and_foreign_packages_are_refused() {
+    let w = world();
+    let n = w.package.len();
+    assert_eq!(
+        share_reason(refused(&w, &w.package[..n - 1])),
+        ShareError::Truncated { field: "signature" }
+    );
+    assert_eq!(
+        share_reason(refused(&w, &w.package[..3])),
+        ShareError::Truncated { field: "magic" }
+    );
+    assert_eq!(
+        share_reason(refused(&w, &[])),
+        ShareError::Truncated { field: "magic" }
+    );
+    let mut long = w.package.clone();
+    long.push(0);
+    assert_eq!(
+        share_reason(refused(&w, &long)),
+        ShareError::TrailingBytes { len: 1 }
+    );
+    let mut bad = w.package.clone();
+    bad[0] = b'X';
+    assert_eq!(share_reason(refused(&w, &bad)), ShareError::BadMagic);
+    let mut bad = w.package.clone();
+    bad[4] = 2;
+    assert_eq!(
+        share_reason(refused(&w, &bad)),
+        ShareError::UnknownVersion(2)
+    );
+}
+
+#[test]
+fn every_single_byte_change_is_refused() {
+    let w = world();
+    // Walk the package with a stride so the test stays quick; the
+    // property test in share_codec covers random positions too.
+    let mut i = 0;
+    while i < w.package.len() {
+        let mut bad = w.package.clone();
+        bad[i] ^= 0x80;
+        assert!(
+            w.b.import_share(&bad, &w.clinician, "a/Observation/1")
+                .is_err(),
+            "byte {i} changed and still imported"
+        );
+        i += 7;
+    }
+    assert_eq!(w.b.size(), 0);
+    w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+        .unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn decode_round_trips_and_mutations_are_refused_or_stable(
+        seed in 0usize..usize::MAX, xor in 1u8..=255,
+    ) {
+        // One exported package per process keeps the cases fast.
+        static PACKAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let package = PACKAGE.get_or_init(|| world().package);
+        let decoded = SharePackage::decode(package).unwrap();
+        proptest::prop_assert_eq!(&decoded.encode(), package);
+        let mut bad = package.clone();
+        let at = seed % bad.len();
+        bad[at] ^= xor;
+        if let Ok(p) = SharePackage::decode(&bad) {
+            proptest::prop_assert_eq!(p.encode(), bad);
+        }
+    }
+}
