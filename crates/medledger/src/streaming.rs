@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use medledger_audit::{Action as AuditAction, Id32, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
 use medledger_envelope::header::PREAMBLE_LEN;
-use medledger_envelope::{Decryptor, Encryptor, Header, RecipientSecretKey};
+use medledger_envelope::{Decryptor, Encryptor, Header, RecipientPublicKey, RecipientSecretKey};
 use medledger_grants::{ActorId, ActorKind, Category, Purpose, RecordId, SensitivitySet};
 use medledger_store::{BlobId, BlobWriter};
 use rand_core::{OsRng, RngCore};
@@ -131,6 +131,55 @@ fn commit_reader(nonce: &[u8; 32], reader: &mut dyn Read) -> std::io::Result<[u8
 }
 
 impl<N: NodeStore> Ledger<N> {
+    /// `add_reader` without holding the version in memory: only the header
+    /// is read; if `reader` must be added, the new header and the body,
+    /// copied through, go to a new blob that replaces the old one. Caller
+    /// holds the record lock.
+    fn add_reader_streaming(
+        &self,
+        record: &str,
+        st: &RecordState,
+        version: u64,
+        reader: &RecipientPublicKey,
+        op: Op,
+    ) -> Result<()> {
+        let vs = self.version_state(record, version, op)?;
+        let mut old = self.blobs.open(&vs.blob).at(op)?;
+        let header = Header::read_from(&mut old).at(op)?;
+        if header.recipients().any(|k| k == reader.key_id()) {
+            return Ok(());
+        }
+        let ctx = self.context(record, st, version, op)?;
+        let dk = header
+            .unwrap_data_key(&self.custody_key(record, st, op)?, &ctx)
+            .at(op)?;
+        let new = header.add_recipients(&dk, &[*reader]).at(op)?;
+        let mut id = [0u8; 32];
+        OsRng.fill_bytes(&mut id);
+        let blob = BlobId(id);
+        let mut w = self.blobs.create(blob).at(op)?;
+        let copied = w
+            .write_all(&new.encode())
+            .and_then(|()| std::io::copy(&mut old, &mut w).map(|_| ()));
+        if let Err(e) = copied {
+            return Err(medledger_envelope::Error::from_io(e)).at(op);
+        }
+        w.commit().at(op)?;
+        let moved = VersionState { blob, ..vs };
+        let vk = version_key(record, version);
+        let vv = moved.encode();
+        self.state
+            .transact(None, &mut |t| {
+                t.put(T_VERSIONS, &vk, &vv)?;
+                t.put(T_BLOBS, &blob.0, &vk)?;
+                t.delete(T_BLOBS, &vs.blob.0).map(|_| ())
+            })
+            .at(op)?;
+        self.blobs.mark_referenced(&blob).at(op)?;
+        self.blobs.delete(&vs.blob).at(op)?;
+        Ok(())
+    }
+
     /// [`Ledger::write`] with the body read from `body` in 64 KiB steps:
     /// sealed chunk by chunk into a blob, the ciphertext hashed into the
     /// blinded commitment as it is written. Memory use does not grow with
@@ -332,7 +381,7 @@ impl<N: NodeStore> Ledger<N> {
         let version = allowed.version;
         let (vs, mut check, mut blob) = {
             let _guard = self.record_lock(record);
-            self.add_reader(record, &allowed.st, version, &reader_key, op)?;
+            self.add_reader_streaming(record, &allowed.st, version, &reader_key, op)?;
             let vs = self.version_state(record, version, op)?;
             // Both opened under the lock: a concurrent rewrap replaces the
             // blob, and an open reader keeps the version it opened.
