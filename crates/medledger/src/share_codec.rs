@@ -364,3 +364,210 @@ impl<'a> Reader<'a> {
         self.take(len, field)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use medledger_audit::{
+        Action, Actor, Id32, LedgerSecret, Outcome, PurposeOfUse, RecordRef, Role,
+    };
+    use medledger_chain::{Checkpoint, CosignatureSigner, Ed25519Signer, HashAlg, Note};
+    use proptest::prelude::*;
+
+    /// The package of the README's test vector: every key and value fixed.
+    fn vector() -> SharePackage {
+        let origin = "a.example/ledger";
+        let patient = LedgerSecret::from_bytes([3; 32])
+            .patient_key(&[6; 32])
+            .unwrap();
+        let event = AuditEvent {
+            action: Action::Create,
+            actor: Actor {
+                id: Id32([5; 32]),
+                role: Role::Patient,
+                organization: "patients".into(),
+            },
+            patient,
+            record: Some(RecordRef {
+                id: "Observation/1".into(),
+                version: 1,
+            }),
+            time_ms: 1_700_000_000_000,
+            source: "a.example/ledger".into(),
+            purpose: PurposeOfUse::Treatment,
+            outcome: Outcome::Success,
+            grant_chain: Vec::new(),
+            emergency: None,
+            prev_for_patient: None,
+            refers_to: None,
+            commitment: Some(Id32([7; 32])),
+        }
+        .encode()
+        .unwrap();
+        let cp = Checkpoint::first(
+            origin,
+            HashAlg::Blake3,
+            1,
+            HashAlg::Blake3.leaf_hash(&event),
+            1_700_000_000,
+        );
+        let mut note = Note::new(&cp.to_body()).unwrap();
+        let log = Ed25519Signer::new(origin, SigningKey::from_bytes(&[9; 32])).unwrap();
+        note.sign(&log).unwrap();
+        let w = CosignatureSigner::new("w.example", SigningKey::from_bytes(&[10; 32])).unwrap();
+        let cosig = w.cosign(&cp.to_body(), 1_700_000_001).unwrap();
+        note.add_signature(cosig.to_note_signature()).unwrap();
+        let proof = TlogProof {
+            extra: None,
+            index: 0,
+            path: Vec::new(),
+            checkpoint: note,
+        }
+        .to_text()
+        .unwrap();
+        let mut p = SharePackage {
+            origin: origin.into(),
+            record: "Observation/1".into(),
+            version: 1,
+            content_type: "application/fhir+json".into(),
+            category: "Observation".into(),
+            labels: SensitivitySet::empty(),
+            patient: ActorId(medledger_chain::Hash([6; 32])),
+            recipient: ActorId(medledger_chain::Hash([8; 32])),
+            nonce: [4; 32],
+            event,
+            proof,
+            envelope: b"MLENV (opaque to the codec)".to_vec(),
+            signature: [0; 64],
+        };
+        p.signature = SigningKey::from_bytes(&[9; 32])
+            .sign(&p.signature_message())
+            .to_bytes();
+        p
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn test_vector() {
+        let enc = vector().encode();
+        assert_eq!(
+            hex(&enc[..24]),
+            "4d4c53500110612e6578616d706c652f6c65646765720d4f"
+        );
+        assert_eq!(enc.len(), 822);
+        assert_eq!(
+            hex(blake3::hash(&enc).as_bytes()),
+            "451d0e6cc0b5c9016055d106bbba9abd5cab8e24f8e2dcf4d392dabff7711083"
+        );
+        assert_eq!(SharePackage::decode(&enc).unwrap(), vector());
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_refused() {
+        let enc = vector().encode();
+        for cut in 0..enc.len() {
+            assert!(
+                matches!(
+                    SharePackage::decode(&enc[..cut]),
+                    Err(ShareError::Truncated { .. } | ShareError::BadField { .. })
+                ),
+                "cut at {cut}"
+            );
+        }
+        let mut long = enc.clone();
+        long.extend_from_slice(&[0; 3]);
+        assert_eq!(
+            SharePackage::decode(&long),
+            Err(ShareError::TrailingBytes { len: 3 })
+        );
+    }
+
+    #[test]
+    fn out_of_range_fields_are_refused() {
+        let mut p = vector();
+        p.version = 0;
+        assert_eq!(
+            SharePackage::decode(&p.encode()),
+            Err(ShareError::BadField {
+                field: "record version",
+                reason: "must be at least 1"
+            })
+        );
+        let mut p = vector();
+        p.envelope.clear();
+        assert!(matches!(
+            SharePackage::decode(&p.encode()),
+            Err(ShareError::BadField {
+                field: "envelope",
+                ..
+            })
+        ));
+        let mut p = vector();
+        p.proof.insert(0, ' ');
+        assert!(matches!(
+            SharePackage::decode(&p.encode()),
+            Err(ShareError::BadField { field: "proof", .. })
+        ));
+        let mut enc = vector().encode();
+        let labels_at = 5 + 17 + 14 + 8 + 22 + 12;
+        enc[labels_at] = 0xff;
+        assert!(matches!(
+            SharePackage::decode(&enc),
+            Err(ShareError::BadField {
+                field: "labels",
+                ..
+            })
+        ));
+        assert!(matches!(
+            SharePackage::decode(&vec![0; MAX_PACKAGE_LEN + 1]),
+            Err(ShareError::TooLarge { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(
+            origin in "[a-z./]{1,80}",
+            record in "[A-Za-z0-9/]{1,64}",
+            version in 1u64..,
+            content_type in "[a-z/+]{1,100}",
+            labels in 0u16..0x0400,
+            ids in any::<[u8; 32]>(),
+            nonce in any::<[u8; 32]>(),
+            envelope in proptest::collection::vec(any::<u8>(), 1..300),
+            signature in proptest::collection::vec(any::<u8>(), 64),
+        ) {
+            let mut p = vector();
+            p.origin = origin;
+            p.record = record;
+            p.version = version;
+            p.content_type = content_type;
+            p.labels = match SensitivitySet::from_bits(labels) {
+                Some(l) => l,
+                None => SensitivitySet::empty(),
+            };
+            p.patient = ActorId(medledger_chain::Hash(ids));
+            p.nonce = nonce;
+            p.envelope = envelope;
+            p.signature.copy_from_slice(&signature);
+            let enc = p.encode();
+            prop_assert_eq!(SharePackage::decode(&enc), Ok(p));
+        }
+
+        #[test]
+        fn a_changed_byte_is_refused_or_re_encodes_identically(
+            at in any::<prop::sample::Index>(), xor in 1u8..,
+        ) {
+            let mut enc = vector().encode();
+            let i = at.index(enc.len());
+            enc[i] ^= xor;
+            if let Ok(p) = SharePackage::decode(&enc) {
+                prop_assert_eq!(p.encode(), enc);
+            }
+        }
+    }
+}
