@@ -1,5 +1,7 @@
-// Fuzz body for the audit export and event decoders: untrusted bytes must
-// never panic; whatever parses must re-encode to the same bytes.
+// Fuzz body for the audit export, event and heads-entry decoders:
+// untrusted bytes must never panic; whatever parses must re-encode to the
+// same bytes.
+use medledger_audit::heads::{HeadLeaf, HeadsEntry};
 use medledger_audit::{verify_export, AuditEvent, Export};
 use medledger_chain::{CosignatureSigner, Ed25519Signer, HashAlg, LogKey, Policy};
 
@@ -21,6 +23,12 @@ pub fn policy() -> Option<Policy> {
 pub fn check(data: &[u8]) {
     if let Ok(event) = AuditEvent::decode(data) {
         assert_eq!(event.encode().ok().as_deref(), Some(data));
+    }
+    if let Ok(entry) = HeadsEntry::decode(data) {
+        assert_eq!(entry.encode().ok().as_ref().map(|b| &b[..]), Some(data));
+    }
+    if let Ok(leaf) = HeadLeaf::decode(data) {
+        assert_eq!(&leaf.encode()[..], data);
     }
     if let Ok(export) = Export::parse(data) {
         assert_eq!(

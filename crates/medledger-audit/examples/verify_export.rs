@@ -4,7 +4,14 @@
 //! ```text
 //! cargo run -p medledger-audit --example verify_export -- EXPORT.json \
 //!     --log-key VKEY [--origin ORIGIN] [--hash blake3] [--witness VKEY]... [--quorum K]
+//!     [--strict] [--patient HEX] [--allow-uncommitted-tail]
 //! ```
+//!
+//! A patient export must prove the patient's committed head (its last
+//! checkpoint issued with a heads entry), so that no newer event of the
+//! patient can have been withheld; `--allow-uncommitted-tail` accepts one
+//! without, and the report then says the tail is not committed.
+//! `--strict` refuses signature lines from keys outside the policy.
 //!
 //! With `--demo DIR` it instead writes a sample export and the command line
 //! that verifies it into DIR (for trying the tool).

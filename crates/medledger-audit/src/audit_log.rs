@@ -14,6 +14,7 @@ use medledger_store::EntryLog;
 use crate::codec::is_audit_entry;
 use crate::error::{Error, Result};
 use crate::event::{AuditEvent, Id32};
+use crate::heads::{is_heads_entry, HeadsEntry, HeadsTree};
 use crate::index::Indexes;
 use crate::pseudonym::PatientKey;
 
@@ -53,6 +54,8 @@ struct Inner<S: NodeStore> {
     /// Durable entries waiting for earlier indexes before entering the tree.
     done: BTreeMap<u64, (Hash, AuditEvent)>,
     checkpoints: Vec<IssuedCheckpoint>,
+    /// The heads tree of the latest heads entry (its log index and tree).
+    heads_tree: Option<(u64, Arc<HeadsTree>)>,
 }
 
 /// An audit trail over an [`EntryLog`] and a [`MerkleLog`].
@@ -122,6 +125,7 @@ impl<S: NodeStore> AuditLog<S> {
                 in_flight: HashSet::new(),
                 done: BTreeMap::new(),
                 checkpoints: Vec::new(),
+                heads_tree: None,
             }),
             appended: Condvar::new(),
         })
@@ -246,6 +250,10 @@ impl<S: NodeStore> AuditLog<S> {
     /// Signs a checkpoint of the current tree at `time` (Unix seconds),
     /// chained to the previous one, and collects a cosignature from each
     /// witness (each checks a consistency proof from the size it last saw).
+    ///
+    /// The checkpoint does not commit to the patients' heads, so patient
+    /// exports under it cannot prove that no newer event was withheld:
+    /// prefer [`AuditLog::checkpoint_with_heads`].
     pub fn checkpoint<W: WitnessStateStore>(
         &self,
         signer: &Ed25519Signer,
@@ -253,6 +261,59 @@ impl<S: NodeStore> AuditLog<S> {
         witnesses: &[&Witness<W>],
     ) -> Result<IssuedCheckpoint> {
         let mut g = lock(&self.inner);
+        self.sign(&mut g, signer, time, witnesses)
+    }
+
+    /// Appends a heads entry (the root of a Merkle tree over every
+    /// patient's last event index, see [`crate::heads`]) and signs a
+    /// checkpoint at the size just after it, as [`AuditLog::checkpoint`].
+    /// Patient exports under such a checkpoint prove the patient's head,
+    /// so a withheld tail of its events is detected. Appends wait while
+    /// the entry is written (one durable append).
+    pub fn checkpoint_with_heads<W: WitnessStateStore>(
+        &self,
+        signer: &Ed25519Signer,
+        time: u64,
+        witnesses: &[&Witness<W>],
+    ) -> Result<IssuedCheckpoint> {
+        let mut g = lock(&self.inner);
+        // Every event chosen a `prev` must be in the entry log first, so
+        // the heads cover exactly the entries below the heads entry.
+        while !g.in_flight.is_empty() {
+            g = self
+                .appended
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let index = self.entries.len()?;
+        if index != g.tree.size() {
+            return Err(Error::LogMismatch {
+                entries: index,
+                leaves: g.tree.size(),
+            });
+        }
+        let alg = g.tree.alg();
+        let tree = HeadsTree::build(alg, g.heads.iter().map(|(p, i)| (*p, *i)))?;
+        let bytes = tree.entry(index).encode()?;
+        let at = self.entries.append(&bytes)?;
+        if at != index {
+            return Err(Error::LogMismatch {
+                entries: at,
+                leaves: index,
+            });
+        }
+        g.tree.append_leaf_hash(alg.leaf_hash(&bytes))?;
+        g.heads_tree = Some((index, Arc::new(tree)));
+        self.sign(&mut g, signer, time, witnesses)
+    }
+
+    fn sign<W: WitnessStateStore>(
+        &self,
+        g: &mut Inner<S>,
+        signer: &Ed25519Signer,
+        time: u64,
+        witnesses: &[&Witness<W>],
+    ) -> Result<IssuedCheckpoint> {
         let size = g.tree.size();
         let root = g.tree.root();
         let cp = match g.checkpoints.last() {
@@ -276,6 +337,32 @@ impl<S: NodeStore> AuditLog<S> {
         };
         g.checkpoints.push(issued.clone());
         Ok(issued)
+    }
+
+    /// The heads entry at log index `index` and its tree, if that entry is
+    /// a heads entry (rebuilt from the indexes unless it is the latest).
+    pub(crate) fn heads_at(&self, index: u64) -> Result<Option<(HeadsEntry, Arc<HeadsTree>)>> {
+        let bytes = self.entries.read(index)?;
+        if !is_heads_entry(&bytes) {
+            return Ok(None);
+        }
+        let entry = HeadsEntry::decode(&bytes)?;
+        if entry.size != index {
+            return Err(Error::BadHeads {
+                reason: "a heads entry names another log index",
+            });
+        }
+        let g = lock(&self.inner);
+        let tree = match &g.heads_tree {
+            Some((i, t)) if *i == index => t.clone(),
+            _ => Arc::new(HeadsTree::build(g.tree.alg(), g.index.heads_below(index))?),
+        };
+        if tree.entry(index) != entry {
+            return Err(Error::BadHeads {
+                reason: "the log's heads entry differs from its events",
+            });
+        }
+        Ok(Some((entry, tree)))
     }
 
     /// Adopts a checkpoint issued earlier (e.g. persisted by the caller and

@@ -5,11 +5,13 @@
 use medledger_chain::{HashAlg, LogKey, NoteVerifier, Policy};
 
 use crate::error::{Error, Result};
+use crate::pseudonym::PatientKey;
 use crate::verify::{verify_export, Report};
 
 /// Usage text of the auditor command.
 pub const USAGE: &str = "usage: verify_export EXPORT.json --log-key VKEY [--origin ORIGIN] \
-[--hash blake3|sha3-256|sha256] [--witness VKEY]... [--quorum K]";
+[--hash blake3|sha3-256|sha256] [--witness VKEY]... [--quorum K] [--strict] \
+[--patient HEX] [--allow-uncommitted-tail]";
 
 /// Parsed command-line arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,13 @@ pub struct AuditorArgs {
     pub witnesses: Vec<String>,
     /// Cosignatures required (default: all witnesses).
     pub quorum: Option<usize>,
+    /// Refuse signature lines from keys outside the policy.
+    pub strict: bool,
+    /// The patient the export must be about (pseudonym).
+    pub patient: Option<PatientKey>,
+    /// Accept a patient export whose last checkpoint does not commit to
+    /// the patient's head (its tail is then unproven).
+    pub allow_uncommitted_tail: bool,
 }
 
 fn usage(reason: &str) -> Error {
@@ -43,6 +52,9 @@ impl AuditorArgs {
         let mut hash = HashAlg::Blake3;
         let mut witnesses = Vec::new();
         let mut quorum = None;
+        let mut strict = false;
+        let mut patient = None;
+        let mut allow_uncommitted_tail = false;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = || {
@@ -64,6 +76,14 @@ impl AuditorArgs {
                             .map_err(|_| usage("--quorum needs a number"))?,
                     );
                 }
+                "--strict" => strict = true,
+                "--allow-uncommitted-tail" => allow_uncommitted_tail = true,
+                "--patient" => {
+                    patient = Some(
+                        PatientKey::from_hex(&value()?)
+                            .ok_or_else(|| usage("--patient needs 64 lowercase hex digits"))?,
+                    );
+                }
                 s if s.starts_with("--") => return Err(usage(&format!("unknown option {s}"))),
                 _ if export.is_none() => export = Some(a.clone()),
                 _ => return Err(usage("more than one export file")),
@@ -76,6 +96,9 @@ impl AuditorArgs {
             hash,
             witnesses,
             quorum,
+            strict,
+            patient,
+            allow_uncommitted_tail,
         })
     }
 
@@ -93,11 +116,14 @@ impl AuditorArgs {
             .map(|w| NoteVerifier::from_vkey(w))
             .collect::<medledger_chain::Result<Vec<_>>>()?;
         let quorum = self.quorum.unwrap_or(witnesses.len());
-        Ok(Policy::new(log, witnesses, quorum)?)
+        let policy = Policy::new(log, witnesses, quorum)?;
+        Ok(if self.strict { policy.strict() } else { policy })
     }
 }
 
-/// Reads and verifies the export named in `args`; returns the report.
+/// Reads and verifies the export named in `args`; returns the report. A
+/// patient export must commit to the patient's head unless
+/// `allow_uncommitted_tail` is set, and must be `patient`'s if one is named.
 pub fn run(args: &AuditorArgs) -> Result<Report> {
     let policy = args.policy()?;
     let meta = std::fs::metadata(&args.export).map_err(|source| Error::Io {
@@ -115,7 +141,16 @@ pub fn run(args: &AuditorArgs) -> Result<Report> {
         path: args.export.clone(),
         source,
     })?;
-    verify_export(&bytes, &policy)
+    let report = verify_export(&bytes, &policy)?;
+    if let Some(p) = &args.patient {
+        if report.patient.as_ref() != Some(p) {
+            return Err(Error::NotThePatient);
+        }
+    }
+    if report.patient.is_some() && report.head.is_none() && !args.allow_uncommitted_tail {
+        return Err(Error::TailNotCommitted);
+    }
+    Ok(report)
 }
 
 /// Writes a sample export of a small scripted history to `dir/export.json`
@@ -177,7 +212,7 @@ pub fn write_demo(dir: &std::path::Path) -> Result<String> {
         PurposeOfUse::Treatment,
         1,
     ))?;
-    log.checkpoint(&signer, t0 / 1000 + 120, &[&witness])?;
+    log.checkpoint_with_heads(&signer, t0 / 1000 + 120, &[&witness])?;
     log.append(ev(
         Action::Read,
         patient,
@@ -207,7 +242,7 @@ pub fn write_demo(dir: &std::path::Path) -> Result<String> {
         PurposeOfUse::EmergencyTreatment,
         4,
     ))?;
-    log.checkpoint(&signer, t0 / 1000 + 300, &[&witness])?;
+    log.checkpoint_with_heads(&signer, t0 / 1000 + 300, &[&witness])?;
     let json = log.export_patient(&patient, None, 1)?.to_json()?;
     let path = dir.join("export.json");
     std::fs::write(&path, json).map_err(|source| Error::Io {

@@ -105,6 +105,39 @@ pub enum Error {
         /// What the event names.
         found: Option<u64>,
     },
+    /// A batch inclusion proof that is malformed or does not reproduce
+    /// the signed root.
+    #[error("batch inclusion proof {reason}")]
+    BadBatchProof {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A heads entry or heads-tree proof that is malformed or does not
+    /// place the patient.
+    #[error("patient heads: {reason}")]
+    BadHeads {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The checkpoint's heads commitment names a last event of the patient
+    /// other than the export's last event: the patient's newest events
+    /// were withheld (or events were added).
+    #[error("the checkpoint commits the patient's last event at {committed:?} (None: no events) but the export ends at {last_exported:?}: events were withheld")]
+    PatientHeadMismatch {
+        /// The committed head (None: the patient had no events).
+        committed: Option<u64>,
+        /// The index of the export's last event of the patient, if any.
+        last_exported: Option<u64>,
+    },
+    /// A patient export that carries no heads commitment, where one is
+    /// required ([`crate::verify::verify_patient_export`]): its last
+    /// checkpoint was not issued with `checkpoint_with_heads`.
+    #[error("the export does not commit to the patient's last event (no heads entry before its last checkpoint)")]
+    TailNotCommitted,
+    /// An export of another patient than the one asked about, or of no
+    /// patient at all.
+    #[error("the export is not the requested patient's")]
+    NotThePatient,
     /// Checkpoints out of order (size going back) or not the log's.
     #[error("checkpoint order: {reason}")]
     CheckpointOrder {

@@ -1,74 +1,103 @@
-//! The verifiable export: a JSON bundle of events with inclusion proofs,
-//! the checkpoints (signed notes with cosignatures) and the consistency
-//! proofs between successive checkpoints.
+//! The verifiable export: a JSON bundle of events, one batch inclusion
+//! proof for all of them, the checkpoints (signed notes with
+//! cosignatures), the consistency proofs between successive checkpoints
+//! and, for a patient export, the proof of the patient's committed head.
 //!
-//! # Schema (`medledger-audit-export/v1`)
+//! # Schema (`medledger-audit-export/v2`)
 //!
 //! ```json
 //! {
-//!   "format": "medledger-audit-export/v1",
+//!   "format": "medledger-audit-export/v2",
 //!   "origin": "<log origin line>",
 //!   "hash": "blake3 | sha3-256 | sha256",
 //!   "patient": "<64 hex pseudonym>" | null,
 //!   "from_size": <tree size where the patient range starts: 0 or checkpoints[0]'s size>,
-//!   "checkpoints": ["<signed note text>", ...],             // ascending
+//!   "checkpoints": ["<signed note text>", ...],              // ascending
 //!   "consistency": [{"old_size": n, "new_size": m,
-//!                    "path": ["<base64 hash>", ...]}, ...],  // checkpoints[k] -> [k+1]
-//!   "events": [{"index": i, "event": "<base64 encoded event>",
-//!               "proof": ["<base64 hash>", ...]}, ...]      // ascending index
+//!                    "path": "<base64 of the proof hashes, concatenated>"}, ...],
+//!   "events": [{"index": i, "event": "<base64 encoded event>"}, ...],  // ascending index
+//!   "heads": null | {"entry": "<base64 heads entry (MLAH)>",
+//!                    "leaves": [{"position": k, "leaf": "<base64 40-byte leaf>"}, ...],
+//!                    "proof": "<base64 batch proof of the leaves in the heads tree>"},
+//!   "proof": "<base64 batch inclusion proof, hashes concatenated>"
 //! }
 //! ```
 //!
-//! Inclusion proofs are against the last checkpoint. The serialization is
-//! canonical (the field order above, no whitespace, serde_json's string
-//! escaping): the verifier re-serializes what it parsed and refuses any
-//! other byte sequence, so no byte of a bundle can change unnoticed.
+//! `proof` is one batch inclusion proof ([`crate::batch_proof`]) against
+//! the last checkpoint, of the events' indexes plus, when `heads` is
+//! present, the heads entry at index `last size − 1`. `heads` is present in
+//! a patient export whose last checkpoint was issued by
+//! [`AuditLog::checkpoint_with_heads`]; it holds the patient's leaf in the
+//! heads tree, or the one or two leaves around where it would be (no
+//! events), see [`crate::heads`].
+//!
+//! The text is canonical: the field order above, no whitespace, shortest
+//! decimal numbers, serde_json's string escaping, canonical padded base64.
+//! The reader ([`crate::export_json`]) accepts exactly that, so no byte of
+//! a bundle can change unnoticed. Any JSON tool reads it.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use medledger_chain::{Hash, NodeStore};
-use serde::{Deserialize, Serialize};
 
-use crate::audit_log::AuditLog;
+use crate::audit_log::{AuditLog, IssuedCheckpoint};
+use crate::batch_proof;
 use crate::error::{Error, Result};
+use crate::export_json::{write_text, write_u64, Reader};
 use crate::pseudonym::PatientKey;
 
-/// The format line of version 1.
-pub const FORMAT: &str = "medledger-audit-export/v1";
+/// The format line of version 2.
+pub const FORMAT: &str = "medledger-audit-export/v2";
 /// Largest export accepted, in bytes.
 pub const MAX_EXPORT_LEN: usize = 256 * 1024 * 1024;
 /// Most checkpoints in one export.
 pub const MAX_CHECKPOINTS: usize = 4096;
-/// Most hashes in one proof (a tree of at most 2^63 leaves needs fewer).
+/// Most hashes in one consistency proof (a tree of at most 2^63 leaves
+/// needs fewer).
 pub const MAX_PROOF_HASHES: usize = 64;
 
 /// A consistency proof between two checkpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportConsistency {
     /// The earlier checkpoint's size.
     pub old_size: u64,
     /// The later checkpoint's size.
     pub new_size: u64,
-    /// The proof hashes, base64.
-    pub path: Vec<String>,
+    /// The proof hashes, concatenated, base64.
+    pub path: String,
 }
 
-/// One event with its inclusion proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportEvent {
     /// Its log index.
     pub index: u64,
     /// Its canonical encoding, base64.
     pub event: String,
-    /// Inclusion proof against the last checkpoint, base64 hashes.
-    pub proof: Vec<String>,
+}
+
+/// A leaf of the heads tree with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportHeadLeaf {
+    /// Its position in the heads tree.
+    pub position: u64,
+    /// The 40-byte leaf, base64.
+    pub leaf: String,
+}
+
+/// The proof of the patient's committed head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportHeads {
+    /// The heads entry (the log entry just before the last checkpoint), base64.
+    pub entry: String,
+    /// The patient's leaf, or the leaves around where it would be.
+    pub leaves: Vec<ExportHeadLeaf>,
+    /// Batch proof of the leaves against the entry's root, base64.
+    pub proof: String,
 }
 
 /// An export bundle (module docs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Export {
     /// Always [`FORMAT`].
     pub format: String,
@@ -87,71 +116,332 @@ pub struct Export {
     pub consistency: Vec<ExportConsistency>,
     /// The events, ascending by index.
     pub events: Vec<ExportEvent>,
+    /// The patient's committed head, if the last checkpoint has heads.
+    pub heads: Option<ExportHeads>,
+    /// The batch inclusion proof of the events (and the heads entry).
+    pub proof: String,
 }
 
-pub(crate) fn encode_path(path: &[Hash]) -> Vec<String> {
-    path.iter().map(|h| BASE64.encode(h.0)).collect()
-}
-
-/// Decodes a proof path: at most [`MAX_PROOF_HASHES`] canonical base64
-/// hashes.
-pub(crate) fn decode_path(path: &[String]) -> Result<Vec<Hash>> {
-    if path.len() > MAX_PROOF_HASHES {
-        return Err(Error::BadField {
-            what: "proof length",
-        });
+pub(crate) fn encode_hashes(path: &[Hash]) -> String {
+    let mut raw = Vec::with_capacity(path.len() * 32);
+    for h in path {
+        raw.extend_from_slice(&h.0);
     }
-    path.iter()
-        .map(|s| {
-            if s.len() != 44 {
-                return Err(Error::BadField { what: "proof hash" });
-            }
-            BASE64
-                .decode(s)
-                .ok()
-                .and_then(|b| Hash::from_slice(&b))
-                .ok_or(Error::BadField { what: "proof hash" })
-        })
-        .collect()
+    BASE64.encode(raw)
 }
 
-impl Export {
-    /// The canonical JSON text.
-    pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| Error::ExportMalformed {
-            reason: e.to_string(),
-        })
+/// Decodes concatenated base64 hashes into `out` (cleared first).
+pub(crate) fn decode_hashes(b64: &[u8], out: &mut Vec<Hash>, what: &'static str) -> Result<()> {
+    out.clear();
+    let raw = BASE64.decode(b64).map_err(|_| Error::BadField { what })?;
+    if raw.len() % 32 != 0 {
+        return Err(Error::BadField { what });
     }
+    out.reserve_exact(raw.len() / 32);
+    out.extend(raw.chunks_exact(32).filter_map(Hash::from_slice));
+    Ok(())
+}
 
-    /// Parses an export strictly: size cap, schema (unknown fields
-    /// refused), canonical form, format line and count caps. Nothing is
-    /// verified cryptographically here (see [`crate::verify_export`]).
-    pub fn parse(json: &[u8]) -> Result<Self> {
+/// An export parsed without copying its base64 and hex strings.
+pub(crate) struct ExportView<'a> {
+    pub format: String,
+    pub origin: String,
+    pub hash: String,
+    pub patient: Option<&'a [u8]>,
+    pub from_size: u64,
+    pub checkpoints: Vec<String>,
+    pub consistency: Vec<(u64, u64, &'a [u8])>,
+    pub events: Vec<(u64, &'a [u8])>,
+    pub heads: Option<HeadsView<'a>>,
+    pub proof: &'a [u8],
+}
+
+/// The `heads` object of an [`ExportView`].
+pub(crate) struct HeadsView<'a> {
+    pub entry: &'a [u8],
+    pub leaves: Vec<(u64, &'a [u8])>,
+    pub proof: &'a [u8],
+}
+
+impl<'a> ExportView<'a> {
+    /// Parses the canonical text (size cap, exact grammar, count caps).
+    pub(crate) fn parse(json: &'a [u8]) -> Result<Self> {
         if json.len() > MAX_EXPORT_LEN {
             return Err(Error::ExportTooLarge {
                 len: json.len(),
                 max: MAX_EXPORT_LEN,
             });
         }
-        let export: Export = serde_json::from_slice(json).map_err(|e| Error::ExportMalformed {
-            reason: e.to_string(),
-        })?;
-        if export.to_json()?.as_bytes() != json {
+        let mut r = Reader::new(json);
+        r.lit("{\"format\":")?;
+        let format = r.text()?;
+        if format != FORMAT {
             return Err(Error::ExportMalformed {
-                reason: "not in canonical form (whitespace, escaping or number spelling)".into(),
+                reason: format!(
+                    "unknown format {:?}",
+                    format.chars().take(64).collect::<String>()
+                ),
             });
         }
-        if export.format != FORMAT {
-            return Err(Error::ExportMalformed {
-                reason: format!("unknown format {:?}", export.format.get(..64).unwrap_or("")),
-            });
+        r.lit(",\"origin\":")?;
+        let origin = r.text()?;
+        r.lit(",\"hash\":")?;
+        let hash = r.text()?;
+        r.lit(",\"patient\":")?;
+        let patient = if r.null() { None } else { Some(r.raw()?) };
+        r.lit(",\"from_size\":")?;
+        let from_size = r.u64()?;
+        r.lit(",\"checkpoints\":[")?;
+        let mut checkpoints = Vec::new();
+        if !r.eat(b']') {
+            loop {
+                if checkpoints.len() == MAX_CHECKPOINTS {
+                    return Err(r.fail("at most 4096 checkpoints"));
+                }
+                checkpoints.push(r.text()?);
+                if r.eat(b']') {
+                    break;
+                }
+                r.lit(",")?;
+            }
         }
-        if export.checkpoints.is_empty() || export.checkpoints.len() > MAX_CHECKPOINTS {
-            return Err(Error::ExportMalformed {
-                reason: "needs between 1 and 4096 checkpoints".into(),
-            });
+        r.lit(",\"consistency\":[")?;
+        let mut consistency = Vec::new();
+        if !r.eat(b']') {
+            loop {
+                r.lit("{\"old_size\":")?;
+                let old = r.u64()?;
+                r.lit(",\"new_size\":")?;
+                let new = r.u64()?;
+                r.lit(",\"path\":")?;
+                consistency.push((old, new, r.raw()?));
+                r.lit("}")?;
+                if r.eat(b']') {
+                    break;
+                }
+                r.lit(",")?;
+            }
         }
-        Ok(export)
+        r.lit(",\"events\":[")?;
+        let mut events = Vec::new();
+        if !r.eat(b']') {
+            loop {
+                r.lit("{\"index\":")?;
+                let index = r.u64()?;
+                r.lit(",\"event\":")?;
+                events.push((index, r.raw()?));
+                r.lit("}")?;
+                if r.eat(b']') {
+                    break;
+                }
+                r.lit(",")?;
+            }
+        }
+        r.lit(",\"heads\":")?;
+        let heads = if r.null() {
+            None
+        } else {
+            r.lit("{\"entry\":")?;
+            let entry = r.raw()?;
+            r.lit(",\"leaves\":[")?;
+            let mut leaves = Vec::new();
+            if !r.eat(b']') {
+                loop {
+                    if leaves.len() == 2 {
+                        return Err(r.fail("at most 2 heads leaves"));
+                    }
+                    r.lit("{\"position\":")?;
+                    let position = r.u64()?;
+                    r.lit(",\"leaf\":")?;
+                    leaves.push((position, r.raw()?));
+                    r.lit("}")?;
+                    if r.eat(b']') {
+                        break;
+                    }
+                    r.lit(",")?;
+                }
+            }
+            r.lit(",\"proof\":")?;
+            let proof = r.raw()?;
+            r.lit("}")?;
+            Some(HeadsView {
+                entry,
+                leaves,
+                proof,
+            })
+        };
+        r.lit(",\"proof\":")?;
+        let proof = r.raw()?;
+        r.lit("}")?;
+        r.end()?;
+        Ok(ExportView {
+            format,
+            origin,
+            hash,
+            patient,
+            from_size,
+            checkpoints,
+            consistency,
+            events,
+            heads,
+            proof,
+        })
+    }
+}
+
+/// A raw string as owned text; only characters the writer emits raw
+/// (printable ASCII but `"` and `\`), so parsing round-trips.
+fn plain(raw: &[u8]) -> Result<String> {
+    if raw
+        .iter()
+        .any(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+    {
+        return Err(Error::ExportMalformed {
+            reason: "a base64 or hex value holds a character outside its alphabet".into(),
+        });
+    }
+    String::from_utf8(raw.to_vec()).map_err(|_| Error::ExportMalformed {
+        reason: "not UTF-8".into(),
+    })
+}
+
+impl Export {
+    /// The canonical JSON text.
+    pub fn to_json(&self) -> Result<String> {
+        let mut o = String::with_capacity(
+            1024 + self
+                .events
+                .iter()
+                .map(|e| e.event.len() + 32)
+                .sum::<usize>()
+                + self.proof.len(),
+        );
+        o.push_str("{\"format\":");
+        write_text(&mut o, &self.format);
+        o.push_str(",\"origin\":");
+        write_text(&mut o, &self.origin);
+        o.push_str(",\"hash\":");
+        write_text(&mut o, &self.hash);
+        o.push_str(",\"patient\":");
+        match &self.patient {
+            None => o.push_str("null"),
+            Some(p) => write_text(&mut o, p),
+        }
+        o.push_str(",\"from_size\":");
+        write_u64(&mut o, self.from_size);
+        o.push_str(",\"checkpoints\":[");
+        for (k, c) in self.checkpoints.iter().enumerate() {
+            if k > 0 {
+                o.push(',');
+            }
+            write_text(&mut o, c);
+        }
+        o.push_str("],\"consistency\":[");
+        for (k, c) in self.consistency.iter().enumerate() {
+            if k > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"old_size\":");
+            write_u64(&mut o, c.old_size);
+            o.push_str(",\"new_size\":");
+            write_u64(&mut o, c.new_size);
+            o.push_str(",\"path\":");
+            write_text(&mut o, &c.path);
+            o.push('}');
+        }
+        o.push_str("],\"events\":[");
+        for (k, e) in self.events.iter().enumerate() {
+            if k > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"index\":");
+            write_u64(&mut o, e.index);
+            o.push_str(",\"event\":");
+            write_text(&mut o, &e.event);
+            o.push('}');
+        }
+        o.push_str("],\"heads\":");
+        match &self.heads {
+            None => o.push_str("null"),
+            Some(h) => {
+                o.push_str("{\"entry\":");
+                write_text(&mut o, &h.entry);
+                o.push_str(",\"leaves\":[");
+                for (k, l) in h.leaves.iter().enumerate() {
+                    if k > 0 {
+                        o.push(',');
+                    }
+                    o.push_str("{\"position\":");
+                    write_u64(&mut o, l.position);
+                    o.push_str(",\"leaf\":");
+                    write_text(&mut o, &l.leaf);
+                    o.push('}');
+                }
+                o.push_str("],\"proof\":");
+                write_text(&mut o, &h.proof);
+                o.push('}');
+            }
+        }
+        o.push_str(",\"proof\":");
+        write_text(&mut o, &self.proof);
+        o.push('}');
+        Ok(o)
+    }
+
+    /// Parses an export strictly: size cap, the exact canonical grammar
+    /// (unknown or reordered fields, whitespace and other spellings
+    /// refused), format line and count caps. Nothing is verified
+    /// cryptographically here (see [`crate::verify_export`]).
+    pub fn parse(json: &[u8]) -> Result<Self> {
+        let v = ExportView::parse(json)?;
+        let heads = match v.heads {
+            None => None,
+            Some(h) => Some(ExportHeads {
+                entry: plain(h.entry)?,
+                leaves: h
+                    .leaves
+                    .iter()
+                    .map(|(position, leaf)| {
+                        Ok(ExportHeadLeaf {
+                            position: *position,
+                            leaf: plain(leaf)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                proof: plain(h.proof)?,
+            }),
+        };
+        Ok(Export {
+            format: v.format,
+            origin: v.origin,
+            hash: v.hash,
+            patient: v.patient.map(plain).transpose()?,
+            from_size: v.from_size,
+            checkpoints: v.checkpoints,
+            consistency: v
+                .consistency
+                .iter()
+                .map(|(old_size, new_size, path)| {
+                    Ok(ExportConsistency {
+                        old_size: *old_size,
+                        new_size: *new_size,
+                        path: plain(path)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            events: v
+                .events
+                .iter()
+                .map(|(index, event)| {
+                    Ok(ExportEvent {
+                        index: *index,
+                        event: plain(event)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            heads,
+            proof: plain(v.proof)?,
+        })
     }
 }
 
@@ -160,7 +450,9 @@ impl<S: NodeStore> AuditLog<S> {
     /// checkpoints `from` and `to` (positions in [`AuditLog::checkpoints`]):
     /// every event of the patient with `checkpoints[from].size <= index <
     /// checkpoints[to].size`. With `from = None` the range starts at 0 and
-    /// only checkpoint `to` is included.
+    /// only checkpoint `to` is included. When checkpoint `to` was issued by
+    /// [`AuditLog::checkpoint_with_heads`], the export proves the patient's
+    /// committed head, so a withheld tail is detected.
     pub fn export_patient(
         &self,
         patient: &PatientKey,
@@ -188,7 +480,7 @@ impl<S: NodeStore> AuditLog<S> {
         &self,
         from: Option<usize>,
         to: usize,
-    ) -> Result<(Vec<crate::audit_log::IssuedCheckpoint>, u64, u64)> {
+    ) -> Result<(Vec<IssuedCheckpoint>, u64, u64)> {
         let all = self.checkpoints();
         let start = from.unwrap_or(to);
         let cps = all
@@ -209,11 +501,25 @@ impl<S: NodeStore> AuditLog<S> {
         &self,
         patient: Option<&PatientKey>,
         from_size: u64,
-        cps: Vec<crate::audit_log::IssuedCheckpoint>,
+        cps: Vec<IssuedCheckpoint>,
         indexes: &[u64],
     ) -> Result<Export> {
         let to_size = cps.last().map_or(0, |c| c.checkpoint.size);
-        let (consistency, proofs) = self.with_tree(|tree| {
+        let heads = match (patient, to_size.checked_sub(1)) {
+            (Some(p), Some(at)) => match self.heads_at(at)? {
+                Some((entry, tree)) => {
+                    let hp = tree.prove(p)?;
+                    Some((at, entry, hp))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let mut proven: Vec<u64> = indexes.to_vec();
+        if let Some((at, _, _)) = &heads {
+            proven.push(*at);
+        }
+        let (consistency, proof) = self.with_tree(|tree| {
             let mut consistency = Vec::new();
             for pair in cps.windows(2) {
                 if let [a, b] = pair {
@@ -226,24 +532,39 @@ impl<S: NodeStore> AuditLog<S> {
                     consistency.push(ExportConsistency {
                         old_size: old,
                         new_size: new,
-                        path: encode_path(&path),
+                        path: encode_hashes(&path),
                     });
                 }
             }
-            let proofs = indexes
-                .iter()
-                .map(|&i| Ok(tree.inclusion_proof(i, to_size)?.path))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((consistency, proofs))
+            let proof = if proven.is_empty() {
+                Vec::new()
+            } else {
+                batch_proof::prove(tree, &proven, to_size)?
+            };
+            Ok((consistency, proof))
         })?;
         let mut events = Vec::with_capacity(indexes.len());
-        for (&i, path) in indexes.iter().zip(proofs) {
+        for &i in indexes {
             events.push(ExportEvent {
                 index: i,
                 event: BASE64.encode(self.entry(i)?),
-                proof: encode_path(&path),
             });
         }
+        let heads = match heads {
+            None => None,
+            Some((_, entry, hp)) => Some(ExportHeads {
+                entry: BASE64.encode(entry.encode()?),
+                leaves: hp
+                    .leaves
+                    .iter()
+                    .map(|(k, l)| ExportHeadLeaf {
+                        position: *k,
+                        leaf: BASE64.encode(l.encode()),
+                    })
+                    .collect(),
+                proof: encode_hashes(&hp.proof),
+            }),
+        };
         Ok(Export {
             format: FORMAT.to_owned(),
             origin: self.origin().to_owned(),
@@ -253,6 +574,8 @@ impl<S: NodeStore> AuditLog<S> {
             checkpoints: cps.into_iter().map(|c| c.note).collect(),
             consistency,
             events,
+            heads,
+            proof: encode_hashes(&proof),
         })
     }
 }

@@ -68,6 +68,15 @@ impl Indexes {
         self.by_patient.get(patient).map_or(&[], Vec::as_slice)
     }
 
+    /// Each patient with an event below log index `limit`, with the index
+    /// of its last such event (the leaves of a heads tree).
+    pub fn heads_below(&self, limit: u64) -> impl Iterator<Item = (PatientKey, u64)> + '_ {
+        self.by_patient.iter().filter_map(move |(p, v)| {
+            let k = v.partition_point(|&i| i < limit).checked_sub(1)?;
+            v.get(k).map(|&i| (*p, i))
+        })
+    }
+
     /// Log indexes of an actor's events, ascending.
     pub fn actor(&self, actor: &Id32) -> &[u64] {
         self.by_actor.get(actor).map_or(&[], Vec::as_slice)

@@ -80,12 +80,15 @@
 
 pub mod audit_log;
 pub mod auditor;
+pub mod batch_proof;
 pub mod codec;
 pub mod embedded;
 pub mod error;
 pub mod event;
 pub mod export;
+mod export_json;
 pub mod fhir;
+pub mod heads;
 pub mod index;
 pub mod pseudonym;
 pub mod report;
@@ -96,6 +99,7 @@ pub use codec::DecodeError;
 pub use error::{Error, Result};
 pub use event::{Action, Actor, AuditEvent, Id32, Outcome, PurposeOfUse, RecordRef, Role};
 pub use export::Export;
+pub use heads::CommittedHead;
 pub use pseudonym::{LedgerSecret, PatientKey};
 pub use report::Disclosure;
-pub use verify::{verify_export, CheckpointSummary, Report, VerifiedEvent};
+pub use verify::{verify_export, verify_patient_export, CheckpointSummary, Report, VerifiedEvent};

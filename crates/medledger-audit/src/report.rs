@@ -100,18 +100,33 @@ impl Report {
                 c.cosigners.join(", ")
             );
         }
-        match &self.patient {
-            Some(p) => {
+        match (&self.patient, self.head) {
+            (Some(p), Some(head)) => {
+                let head = match head {
+                    crate::heads::CommittedHead::At(i) => format!("last event #{i}"),
+                    crate::heads::CommittedHead::NoEvents => "no events".to_owned(),
+                };
                 let _ = writeln!(
                     s,
-                    "patient    {} — complete history in [{}, {}): {} events verified",
+                    "patient    {} — complete history in [{}, {}): {} events verified; \
+                     checkpoint commits {head}",
                     p.to_hex(),
                     self.from_size,
                     self.to_size,
                     self.events.len()
                 );
             }
-            None => {
+            (Some(p), None) => {
+                let _ = writeln!(
+                    s,
+                    "patient    {} — no gap in [{}, last exported event]: {} events verified; \
+                     TAIL NOT COMMITTED (events after the last one may be withheld)",
+                    p.to_hex(),
+                    self.from_size,
+                    self.events.len()
+                );
+            }
+            (None, _) => {
                 let _ = writeln!(
                     s,
                     "events     {} verified (no completeness claim)",

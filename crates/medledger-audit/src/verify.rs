@@ -3,32 +3,44 @@
 //! # What is checked, in order (the first failure is reported with the
 //! JSON path of the bad item)
 //!
-//! 1. The bundle: size cap, schema, canonical form, format, the log's origin
+//! 1. The bundle: size cap, the canonical grammar, format, the log's origin
 //!    and hash algorithm as the [`Policy`] names them.
 //! 2. `checkpoints[k]`: the log's signature and a quorum of witness
 //!    cosignatures under the policy. Lines from keys the policy does not
 //!    know are ignored (signed-note "Signatures"), unless the policy is
 //!    [`Policy::strict`]; a line naming a known key whose signature fails
-//!    rejects the checkpoint either way. Sizes
-//!    and times never go back; adjacent checkpoints with a `prev` line
-//!    naming their predecessor are checked against its hash.
+//!    rejects the checkpoint either way. Sizes and times never go back;
+//!    adjacent checkpoints with a `prev` line naming their predecessor are
+//!    checked against its hash.
 //! 3. `consistency[k]`: proves `checkpoints[k]` is a prefix of
 //!    `checkpoints[k+1]` (a fork or a swap fails here).
-//! 4. `events[i]`: strictly ascending index (no duplicate, no reordering),
-//!    below the last checkpoint's size, a canonical event encoding, and an
-//!    inclusion proof against the last checkpoint's root.
-//! 5. For a patient export, completeness: every event is the patient's, at
-//!    or after `from_size`, and names the previous exported event as its
-//!    `prev_for_patient`; the first names none or one before `from_size`.
+//! 4. `heads` (patient exports under a checkpoint with heads): the heads
+//!    entry is the log entry just before the last checkpoint, and the
+//!    leaves prove the patient's committed head, or that it has no event.
+//! 5. `events[i]`: strictly ascending index (no duplicate, no reordering),
+//!    below the last checkpoint's size (and below the heads entry), a
+//!    canonical event encoding; for a patient export, every event is the
+//!    patient's, at or after `from_size`, and names the previous exported
+//!    event as its `prev_for_patient` (the first names none or one before
+//!    `from_size`).
+//! 6. `heads` again: the last exported event is the committed head (or,
+//!    with no event exported, the head is before `from_size` or there is
+//!    none) — [`Error::PatientHeadMismatch`] otherwise.
+//! 7. `proof`: one batch inclusion proof of every event (and the heads
+//!    entry) against the last checkpoint's root. Its hashes are shared by
+//!    the events, so a changed event that still decodes and keeps the
+//!    chain's shape is reported as `proof`, not as the event.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use medledger_chain::{verify_consistency, verify_inclusion, Checkpoint, HashAlg, Policy};
+use medledger_chain::{verify_consistency, Checkpoint, Hash, HashAlg, Policy};
 
+use crate::batch_proof;
 use crate::codec::MAX_EVENT_LEN;
 use crate::error::{Error, Result};
 use crate::event::AuditEvent;
-use crate::export::{decode_path, Export};
+use crate::export::{decode_hashes, ExportView, MAX_PROOF_HASHES};
+use crate::heads::{verify_head, CommittedHead, HeadLeaf, HeadsEntry, HeadsProof};
 use crate::pseudonym::PatientKey;
 
 /// A checkpoint that verified.
@@ -73,14 +85,23 @@ pub struct Report {
     /// Whether the per-patient chain was checked complete over
     /// `[from_size, last exported event]`.
     pub complete: bool,
+    /// The patient's head as committed by the last checkpoint's heads
+    /// entry, when the export carries one (then the tail is complete too:
+    /// the last exported event is that head).
+    pub head: Option<CommittedHead>,
 }
 
 impl Report {
-    /// The log index of the patient's latest exported event. Compare it
-    /// with the newest receipt the patient holds to detect a withheld tail
-    /// (see the README, "Completeness").
+    /// The log index of the patient's latest exported event.
     pub fn patient_head(&self) -> Option<u64> {
         self.events.last().map(|e| e.index)
+    }
+
+    /// Whether the export holds every event of the patient in
+    /// `[from_size, to_size)`: the chain was checked and the last
+    /// checkpoint commits to the patient's head.
+    pub fn tail_complete(&self) -> bool {
+        self.complete && self.head.is_some()
     }
 }
 
@@ -89,8 +110,12 @@ fn cp_err(reason: &'static str) -> Error {
 }
 
 /// Verifies an export bundle offline under `policy` (module docs).
+///
+/// A patient export without a heads commitment verifies with
+/// `head = None`: its tail is not proven. An auditor asking about one
+/// patient should call [`verify_patient_export`], which requires it.
 pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
-    let export = Export::parse(json)?;
+    let export = ExportView::parse(json)?;
     let alg = policy.log().alg();
     if export.origin != policy.log().origin() {
         return Err(Error::ExportMalformed {
@@ -102,11 +127,162 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
             reason: "hash algorithm is not the policy's log's".into(),
         });
     }
-    let patient = match &export.patient {
+    let patient = match export.patient {
         None => None,
-        Some(h) => Some(PatientKey::from_hex(h).ok_or(Error::BadField { what: "patient" })?),
+        Some(h) => Some(
+            core::str::from_utf8(h)
+                .ok()
+                .and_then(PatientKey::from_hex)
+                .ok_or(Error::BadField { what: "patient" })?,
+        ),
     };
 
+    let (checkpoints, summaries) = verify_checkpoints(&export, policy)?;
+    let last = checkpoints.last().ok_or(Error::NoCheckpoint {
+        what: "in the export",
+    })?;
+    let first_size = checkpoints.first().map_or(0, |c| c.size);
+    if export.from_size != 0 && export.from_size != first_size {
+        return Err(Error::ExportMalformed {
+            reason: "from_size must be 0 or the first checkpoint's size".into(),
+        });
+    }
+
+    // The heads commitment: entry, leaves, proof in the heads tree.
+    let heads = match (&export.heads, &patient) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(Error::ExportMalformed {
+                reason: "heads in an export of no patient".into(),
+            })
+        }
+        (Some(h), Some(p)) => Some(check_heads(alg, h, p, last.size).map_err(|e| e.at("heads"))?),
+    };
+    // Events below the heads entry when there is one.
+    let covered = if heads.is_some() {
+        last.size - 1
+    } else {
+        last.size
+    };
+
+    let n = export.events.len();
+    let mut indexes: Vec<u64> = Vec::with_capacity(n + 1);
+    let mut leaves: Vec<Hash> = Vec::with_capacity(n + 1);
+    let mut events = Vec::with_capacity(n);
+    let b64_cap = MAX_EVENT_LEN.div_ceil(3) * 4;
+    let mut buf = vec![0u8; b64_cap / 4 * 3];
+    let mut previous: Option<u64> = None;
+    for (i, (index, b64)) in export.events.iter().enumerate() {
+        let item = || format!("events[{i}]");
+        let index = *index;
+        if let Some(p) = previous {
+            if index <= p {
+                return Err(Error::EventOrder { previous: p, index }.at(item()));
+            }
+        }
+        if index >= covered {
+            return Err(Error::EventNotCovered {
+                index,
+                size: covered,
+            }
+            .at(item()));
+        }
+        if b64.len() > b64_cap {
+            return Err(Error::BadField { what: "event" }.at(item()));
+        }
+        let len = BASE64.decode_slice(b64, &mut buf).map_err(|_| {
+            Error::BadField {
+                what: "event base64",
+            }
+            .at(item())
+        })?;
+        let bytes = buf.get(..len).ok_or(Error::BadField { what: "event" })?;
+        let event = AuditEvent::decode(bytes).map_err(|err| Error::from(err).at(item()))?;
+        if let Some(p) = &patient {
+            check_chain(&event, p, index, previous, export.from_size).map_err(|e| e.at(item()))?;
+        }
+        indexes.push(index);
+        leaves.push(alg.leaf_hash(bytes));
+        previous = Some(index);
+        events.push(VerifiedEvent { index, event });
+    }
+
+    let mut head = None;
+    if let Some((committed, entry_leaf)) = heads {
+        let ok = match (committed, previous) {
+            (CommittedHead::At(h), Some(l)) => h == l,
+            (CommittedHead::At(h), None) => h < export.from_size,
+            (CommittedHead::NoEvents, l) => l.is_none(),
+        };
+        if !ok {
+            let committed = match committed {
+                CommittedHead::At(h) => Some(h),
+                CommittedHead::NoEvents => None,
+            };
+            return Err(Error::PatientHeadMismatch {
+                committed,
+                last_exported: previous,
+            }
+            .at("heads"));
+        }
+        indexes.push(covered);
+        leaves.push(entry_leaf);
+        head = Some(committed);
+    }
+
+    let mut proof = Vec::new();
+    decode_hashes(export.proof, &mut proof, "proof hashes").map_err(|e| e.at("proof"))?;
+    if indexes.is_empty() {
+        if !proof.is_empty() {
+            return Err(Error::BadBatchProof {
+                reason: "holds hashes but proves nothing",
+            }
+            .at("proof"));
+        }
+    } else {
+        batch_proof::verify(alg, last.size, &indexes, &leaves, &proof, &last.root)
+            .map_err(|e| e.at("proof"))?;
+    }
+
+    Ok(Report {
+        origin: export.origin,
+        alg,
+        checkpoints: summaries,
+        complete: patient.is_some(),
+        patient,
+        from_size: export.from_size,
+        to_size: last.size,
+        events,
+        head,
+    })
+}
+
+/// [`verify_export`] for an auditor asking about one patient: the export
+/// must be `patient`'s ([`Error::NotThePatient`]) and its last checkpoint
+/// must commit to the patient's head ([`Error::TailNotCommitted`]), so the
+/// report holds every event of the patient in `[from_size, to_size)`.
+pub fn verify_patient_export(json: &[u8], policy: &Policy, patient: &PatientKey) -> Result<Report> {
+    let report = verify_export(json, policy)?;
+    if report.patient != Some(*patient) {
+        return Err(Error::NotThePatient);
+    }
+    if report.head.is_none() {
+        return Err(Error::TailNotCommitted);
+    }
+    Ok(report)
+}
+
+type Verified = (Vec<Checkpoint>, Vec<CheckpointSummary>);
+
+/// Steps 2 and 3: every checkpoint under the policy, in order, and the
+/// consistency proofs between them.
+fn verify_checkpoints(export: &ExportView<'_>, policy: &Policy) -> Result<Verified> {
+    if export.checkpoints.is_empty() {
+        return Err(Error::ExportMalformed {
+            reason: "needs between 1 and 4096 checkpoints".into(),
+        });
+    }
+    let alg = policy.log().alg();
     let mut checkpoints: Vec<Checkpoint> = Vec::with_capacity(export.checkpoints.len());
     let mut summaries = Vec::with_capacity(export.checkpoints.len());
     for (k, text) in export.checkpoints.iter().enumerate() {
@@ -143,7 +319,8 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
             reason: "needs one consistency proof per pair of successive checkpoints".into(),
         });
     }
-    for (k, (proof, pair)) in export
+    let mut path = Vec::new();
+    for (k, ((old, new, b64), pair)) in export
         .consistency
         .iter()
         .zip(checkpoints.windows(2))
@@ -151,10 +328,16 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
     {
         let item = format!("consistency[{k}]");
         let [a, b] = pair else { continue };
-        if proof.old_size != a.size || proof.new_size != b.size {
+        if *old != a.size || *new != b.size {
             return Err(cp_err("proof sizes are not the checkpoints'").at(item));
         }
-        let path = decode_path(&proof.path).map_err(|e| e.at(item.clone()))?;
+        decode_hashes(b64, &mut path, "proof hashes").map_err(|e| e.at(item.clone()))?;
+        if path.len() > MAX_PROOF_HASHES {
+            return Err(Error::BadField {
+                what: "proof length",
+            }
+            .at(item));
+        }
         if a.size == 0 {
             if !path.is_empty() || a.root != alg.empty_root() {
                 return Err(cp_err("an empty tree needs an empty proof").at(item));
@@ -164,96 +347,63 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
                 .map_err(|e| Error::from(e).at(item))?;
         }
     }
+    Ok((checkpoints, summaries))
+}
 
-    let last = checkpoints.last().ok_or(Error::NoCheckpoint {
-        what: "in the export",
-    })?;
-    let first_size = checkpoints.first().map_or(0, |c| c.size);
-    if export.from_size != 0 && export.from_size != first_size {
-        return Err(Error::ExportMalformed {
-            reason: "from_size must be 0 or the first checkpoint's size".into(),
+/// Step 4: the heads entry (at `last_size - 1`) and the patient's proof in
+/// its tree. Returns what it commits and the entry's leaf hash in the log.
+fn check_heads(
+    alg: HashAlg,
+    h: &crate::export::HeadsView<'_>,
+    patient: &PatientKey,
+    last_size: u64,
+) -> Result<(CommittedHead, Hash)> {
+    let field = |what| Error::BadField { what };
+    let bytes = BASE64
+        .decode(h.entry)
+        .map_err(|_| field("heads entry base64"))?;
+    let entry = HeadsEntry::decode(&bytes)?;
+    if last_size == 0 || entry.size != last_size - 1 {
+        return Err(Error::BadHeads {
+            reason: "the heads entry is not the entry just before the last checkpoint",
         });
     }
+    let mut leaves = Vec::with_capacity(h.leaves.len());
+    for (position, b64) in &h.leaves {
+        let raw = BASE64.decode(b64).map_err(|_| field("heads leaf base64"))?;
+        leaves.push((*position, HeadLeaf::decode(&raw)?));
+    }
+    let mut proof = Vec::new();
+    decode_hashes(h.proof, &mut proof, "heads proof hashes")?;
+    let committed = verify_head(alg, &entry, patient, &HeadsProof { leaves, proof })?;
+    Ok((committed, alg.leaf_hash(&bytes)))
+}
 
-    let b64_cap = MAX_EVENT_LEN.div_ceil(3) * 4;
-    let mut events = Vec::with_capacity(export.events.len());
-    let mut previous: Option<u64> = None;
-    for (i, e) in export.events.iter().enumerate() {
-        let item = || format!("events[{i}]");
-        if let Some(p) = previous {
-            if e.index <= p {
-                return Err(Error::EventOrder {
-                    previous: p,
-                    index: e.index,
-                }
-                .at(item()));
-            }
-        }
-        if e.index >= last.size {
-            return Err(Error::EventNotCovered {
-                index: e.index,
-                size: last.size,
-            }
-            .at(item()));
-        }
-        if e.event.len() > b64_cap {
-            return Err(Error::BadField { what: "event" }.at(item()));
-        }
-        let bytes = BASE64.decode(&e.event).map_err(|_| {
-            Error::BadField {
-                what: "event base64",
-            }
-            .at(item())
-        })?;
-        let path = decode_path(&e.proof).map_err(|err| err.at(item()))?;
-        verify_inclusion(
-            alg,
-            e.index,
-            last.size,
-            &alg.leaf_hash(&bytes),
-            &path,
-            &last.root,
-        )
-        .map_err(|err| Error::from(err).at(item()))?;
-        let event = AuditEvent::decode(&bytes).map_err(|err| Error::from(err).at(item()))?;
-        if let Some(p) = &patient {
-            if event.patient != *p {
-                return Err(Error::WrongPatient.at(item()));
-            }
-            let ok = match previous {
-                None => {
-                    e.index >= export.from_size
-                        && event.prev_for_patient.is_none_or(|x| x < export.from_size)
-                }
-                Some(p) => event.prev_for_patient == Some(p),
-            };
-            if !ok {
-                let expected = match previous {
-                    None => format!("none or below {}", export.from_size),
-                    Some(p) => p.to_string(),
-                };
-                return Err(Error::PatientChainBroken {
-                    expected,
-                    found: event.prev_for_patient,
-                }
-                .at(item()));
-            }
-        }
-        previous = Some(e.index);
-        events.push(VerifiedEvent {
-            index: e.index,
-            event,
+/// Step 5 for a patient export: the event is the patient's and names the
+/// previous exported event (or, first, none or one before `from_size`).
+fn check_chain(
+    event: &AuditEvent,
+    patient: &PatientKey,
+    index: u64,
+    previous: Option<u64>,
+    from_size: u64,
+) -> Result<()> {
+    if event.patient != *patient {
+        return Err(Error::WrongPatient);
+    }
+    let ok = match previous {
+        None => index >= from_size && event.prev_for_patient.is_none_or(|x| x < from_size),
+        Some(p) => event.prev_for_patient == Some(p),
+    };
+    if !ok {
+        let expected = match previous {
+            None => format!("none or below {from_size}"),
+            Some(p) => p.to_string(),
+        };
+        return Err(Error::PatientChainBroken {
+            expected,
+            found: event.prev_for_patient,
         });
     }
-
-    Ok(Report {
-        origin: export.origin,
-        alg,
-        checkpoints: summaries,
-        complete: patient.is_some(),
-        patient,
-        from_size: export.from_size,
-        to_size: last.size,
-        events,
-    })
+    Ok(())
 }

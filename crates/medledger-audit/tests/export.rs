@@ -139,9 +139,17 @@ fn dropped_duplicated_reordered_events_fail() {
             assert!(matches!(err, Error::BadExportItem { source, .. }
                 if matches!(*source, Error::PatientChainBroken { .. })));
         } else {
-            // The tail: only the patient's own latest receipt reveals it.
+            // Dropped from the bundle alone, the tail breaks the batch proof.
+            assert_eq!(bad_item(&f, &e), "proof", "drop {k}");
+            // Re-proven by the operator under a checkpoint without heads,
+            // it verifies: only the patient's own latest receipt reveals
+            // it (tests/completeness.rs covers checkpoints with heads).
+            let idx: Vec<u64> = e.events.iter().map(|x| x.index).collect();
+            let reproven = f.log.export_events(&idx, 1).unwrap();
+            e.proof = reproven.proof;
             let r = verify_export(e.to_json().unwrap().as_bytes(), &f.policy).unwrap();
             assert_ne!(r.patient_head(), Some(7));
+            assert!(!r.tail_complete());
         }
         let mut d = export.clone();
         d.events.insert(k, export.events[k].clone());
@@ -211,7 +219,12 @@ fn swapped_and_forked_checkpoints_fail() {
 
 #[test]
 fn every_byte_flip_fails() {
-    let f = scripted();
+    for f in [scripted(), scripted_with_heads()] {
+        every_byte_flip_fails_in(&f);
+    }
+}
+
+fn every_byte_flip_fails_in(f: &Fixture) {
     let json = f
         .log
         .export_patient(&patient_a(), Some(0), 1)
@@ -272,7 +285,7 @@ fn fhir_audit_events_have_the_r4_shape() {
 
 #[test]
 fn auditor_command_verifies_a_file() {
-    let f = scripted();
+    let f = scripted_with_heads();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.json");
     let json = f
@@ -305,8 +318,27 @@ fn auditor_command_verifies_a_file() {
     bad[at] ^= 1;
     std::fs::write(&path, &bad).unwrap();
     let err = auditor::run(&parsed).unwrap_err();
-    assert!(err.to_string().starts_with("events[0]"), "{err}");
+    // events[0] now claims index 1, which events[1] holds.
+    assert!(err.to_string().starts_with("events[1]"), "{err}");
     assert!(auditor::AuditorArgs::parse(&["x".into()]).is_err());
+
+    // A patient export whose checkpoint does not commit to the head is
+    // refused unless the auditor accepts an unproven tail.
+    let old = scripted();
+    let json = old.log.export_patient(&patient_a(), None, 1).unwrap();
+    std::fs::write(&path, json.to_json().unwrap()).unwrap();
+    assert!(matches!(
+        auditor::run(&parsed),
+        Err(Error::TailNotCommitted)
+    ));
+    let mut lenient = parsed.clone();
+    lenient.allow_uncommitted_tail = true;
+    let r = auditor::run(&lenient).unwrap();
+    assert!(r.to_text().contains("TAIL NOT COMMITTED"));
+    // Naming another patient fails.
+    let mut other = lenient;
+    other.patient = Some(patient_b());
+    assert!(matches!(auditor::run(&other), Err(Error::NotThePatient)));
 }
 
 #[test]

@@ -104,8 +104,30 @@ pub const T0: u64 = 1_764_307_200_000;
 /// 3 B read by clinician 1        8 B emergency access by nurse 2
 /// 4 A read by researcher 3, denied
 ///
-/// with checkpoint 0 after index 4 (size 5) and checkpoint 1 after 8 (size 9).
+/// with checkpoint 0 after index 4 (size 5) and checkpoint 1 after 8 (size 9),
+/// signed without heads entries (see [`scripted_with_heads`]).
 pub fn scripted() -> Fixture {
+    scripted_with(false)
+}
+
+/// The same history with checkpoints issued by `checkpoint_with_heads`:
+/// a heads entry at 5 (checkpoint 0 at size 6), the later events at 6..=9,
+/// a heads entry at 10 (checkpoint 1 at size 11).
+pub fn scripted_with_heads() -> Fixture {
+    scripted_with(true)
+}
+
+fn checkpoint(f: &Fixture, heads: bool, time: u64) {
+    if heads {
+        f.log
+            .checkpoint_with_heads(&f.signer, time, &[&f.witness])
+            .unwrap();
+    } else {
+        f.log.checkpoint(&f.signer, time, &[&f.witness]).unwrap();
+    }
+}
+
+fn scripted_with(heads: bool) -> Fixture {
     let f = fixture();
     let (a, b) = (patient_a(), patient_b());
     let mut denied = event(Action::Read, a, (3, Role::Researcher), T0 + 4000);
@@ -127,9 +149,8 @@ pub fn scripted() -> Fixture {
     for e in first {
         f.log.append(e).unwrap();
     }
-    f.log
-        .checkpoint(&f.signer, 1_764_307_210, &[&f.witness])
-        .unwrap();
+    checkpoint(&f, heads, 1_764_307_210);
+    let base = f.log.size();
     let mut emergency = event(Action::EmergencyAccess, a, (2, Role::Nurse), T0 + 5000);
     emergency.purpose = PurposeOfUse::EmergencyTreatment;
     emergency.grant_chain.clear();
@@ -142,7 +163,7 @@ pub fn scripted() -> Fixture {
         (5, Role::Administrator),
         T0 + 7000,
     );
-    review.refers_to = Some(5);
+    review.refers_to = Some(base);
     review.record = None;
     let mut emergency_b = event(Action::EmergencyAccess, b, (2, Role::Nurse), T0 + 8000);
     emergency_b.purpose = PurposeOfUse::EmergencyTreatment;
@@ -152,11 +173,9 @@ pub fn scripted() -> Fixture {
         .unwrap();
     assert_eq!(
         receipts.iter().map(|r| r.index).collect::<Vec<_>>(),
-        [5, 6, 7, 8]
+        [base, base + 1, base + 2, base + 3]
     );
-    f.log
-        .checkpoint(&f.signer, 1_764_307_220, &[&f.witness])
-        .unwrap();
+    checkpoint(&f, heads, 1_764_307_220);
     f
 }
 
