@@ -24,7 +24,6 @@ struct Fixture {
     ledger: Ledger,
     patients: Vec<ActorKeys>,
     doctor: ActorKeys,
-    hospital: ActorKeys,
     _dir: tempfile::TempDir,
 }
 
@@ -44,9 +43,7 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
     ledger.register(doctor.actor(), "st-mary").unwrap();
-    ledger.register(hospital.actor(), "st-mary").unwrap();
     let patients: Vec<ActorKeys> = (0..THREADS)
         .map(|_| ActorKeys::generate(ActorKind::Patient).unwrap())
         .collect();
@@ -60,7 +57,7 @@ fn fixture() -> Fixture {
                 parent: None,
                 scope: Scope::All,
                 sensitivity: SensitivitySet::empty(),
-                actions: ActionSet::empty().with(Action::Read),
+                actions: ActionSet::empty().with(Action::Read).with(Action::Write),
                 purposes: PurposeSet::empty().with(Purpose::Treat),
                 validity: Validity::new(now() - 60, now() + 86400).unwrap(),
                 max_delegation_depth: 0,
@@ -76,7 +73,6 @@ fn fixture() -> Fixture {
         ledger,
         patients,
         doctor,
-        hospital,
         _dir: dir,
     }
 }
@@ -89,7 +85,7 @@ fn facade_write(f: &Fixture, patient: &ActorKeys, body: &[u8]) -> String {
         .write(&NewRecord {
             id: &id,
             patient: patient.id(),
-            author: f.hospital.id(),
+            author: f.doctor.id(),
             content_type: "application/fhir+json",
             category: "Observation",
             labels: SensitivitySet::empty(),

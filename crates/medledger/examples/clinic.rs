@@ -53,6 +53,26 @@ fn main() -> Result<(), Box<dyn StdError>> {
     ledger.add_membership(&emergency_role)?;
     println!("2. Registered patient Alice, St Mary's, Riverside, Dr Bob (St Mary's) and Dr Carol (Riverside ER, emergency role).");
 
+    let keeping = SignedGrant::sign(
+        Grant {
+            issuer: alice.id(),
+            patient: alice.id(),
+            grantee: Grantee::Actor(st_mary.id()),
+            parent: None,
+            scope: Scope::All,
+            sensitivity: SensitivitySet::all(),
+            actions: ActionSet::empty().with(Action::Write),
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now - 60, now + 365 * 86400)?,
+            max_delegation_depth: 0,
+            issued_at: now,
+            nonce: Grant::fresh_nonce(),
+        },
+        &alice,
+    )?;
+    ledger.grant(&keeping)?;
+    println!("   Alice signed a grant letting St Mary's write her records (write only, not read).");
+
     let obs = br#"{"resourceType":"Observation","code":{"text":"blood pressure"},"valueString":"120/80"}"#;
     let cond = br#"{"resourceType":"Condition","code":{"text":"HIV infection"}}"#;
     let w1 = ledger.write(&NewRecord {

@@ -83,7 +83,7 @@ fn truncate(s: &str, max: usize) -> String {
     s.get(..end).unwrap_or("").to_owned()
 }
 
-fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
+pub(crate) fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
     Ok(RecordMeta {
         id: RecordId::new(record).at(op)?,
         category: medledger_grants::Category::new(&st.category).at(op)?,
@@ -92,6 +92,37 @@ fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
 }
 
 impl<N: NodeStore> Ledger<N> {
+    /// The one decision path of reads and writes: the patient and their
+    /// active guardians are allowed (they speak for the patient); anyone
+    /// else is decided by the grants engine (deny by default) as of now
+    /// and the current log size.
+    pub(crate) fn decide(
+        &self,
+        actor: ActorId,
+        patient: ActorId,
+        record: RecordMeta,
+        action: Action,
+        purpose: Purpose,
+        break_glass: Option<&str>,
+    ) -> Decision {
+        if self.speaks_for(&actor, &patient) {
+            return Decision::Allow {
+                chain: Vec::new(),
+                emergency: None,
+            };
+        }
+        self.index().decide(&medledger_grants::Request {
+            actor,
+            patient,
+            record,
+            action,
+            purpose,
+            time: now_ms() / 1000,
+            position: LogPosition(self.audit.size()),
+            break_glass: break_glass.map(str::to_owned),
+        })
+    }
+
     /// Appends a patient-signed (or guardian- or delegate-signed) grant.
     /// For a patient-signed grant of `read` to an actor, the data key of
     /// every record version in its scope is wrapped to the grantee right
@@ -298,24 +329,14 @@ impl<N: NodeStore> Ledger<N> {
                 version: Some(version),
             });
         }
-        let request = medledger_grants::Request {
+        let decision = self.decide(
             actor,
-            patient: st.patient,
-            record: meta(record, &st, op)?,
-            action: Action::Read,
+            st.patient,
+            meta(record, &st, op)?,
+            Action::Read,
             purpose,
-            time: now_ms() / 1000,
-            position: LogPosition(self.audit.size()),
-            break_glass: break_glass.map(str::to_owned),
-        };
-        let decision = if actor == st.patient {
-            Decision::Allow {
-                chain: Vec::new(),
-                emergency: None,
-            }
-        } else {
-            self.index().decide(&request)
-        };
+            break_glass,
+        );
         let (outcome, chain, emergency) = match &decision {
             Decision::Allow { chain, emergency } => (
                 Outcome::Success,

@@ -65,9 +65,12 @@
 //!   [`LedgerKey`] and the store can read every record: keep the key in a
 //!   KMS or HSM. Erasure destroys the custody key and every wrapped data
 //!   key; a reader who already unwrapped a data key keeps it.
-//! - Writes are accepted from any registered actor: the embedding
-//!   application authenticates who writes. Reads are decided by the
-//!   grants engine; the patient always reads their own records.
+//! - The embedding application authenticates who calls; the ledger
+//!   authorizes. The patient and their active guardians
+//!   ([`Ledger::appoint_guardian`]) read, write and erase the patient's
+//!   records; anyone else reads or writes only as the grants engine
+//!   decides (`read` / `write` grants), and nobody else erases. Every
+//!   refusal is logged.
 //! - A revoked grantee loses access at once by policy and their wraps are
 //!   removed; later versions use fresh data keys. Nothing can recall what
 //!   they already read.

@@ -7,7 +7,10 @@ use std::io::{Read, Write};
 use medledger_audit::{Action, Id32, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
 use medledger_envelope::{seal, Header, RecipientPublicKey, RecipientSecretKey, RecordContext};
-use medledger_grants::{ActorId, ActorKind, Category, DenyReason, RecordId, SensitivitySet};
+use medledger_grants::{
+    Action as GrantAction, ActorId, ActorKind, Category, DenyReason, Purpose, RecordId, RecordMeta,
+    SensitivitySet,
+};
 use medledger_store::{read_blob, BlobId};
 use rand_core::{OsRng, RngCore};
 
@@ -130,6 +133,12 @@ impl<N: NodeStore> Ledger<N> {
     /// ledger's per-record custody key, the patient and the author, the
     /// ciphertext stored as a blob, and a Create/Update entry appended
     /// holding only the blinded commitment.
+    ///
+    /// The author must be the patient, an active guardian of the patient,
+    /// or hold a grant of [`medledger_grants::Action::Write`] for purpose
+    /// `Treat` covering the record (decided like a read, as of now).
+    /// Anyone else gets [`Error::AccessDenied`] and the refused write is
+    /// logged as a denied Create/Update event.
     pub fn write(&self, rec: &NewRecord<'_>) -> Result<Written> {
         let op = Op::Write;
         let bad = |what, reason| Error::InvalidInput { op, what, reason };
@@ -182,9 +191,37 @@ impl<N: NodeStore> Ledger<N> {
         // version may only add labels: dropping one would expose the earlier
         // labelled versions to grants that exclude it.
         st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
-        st.category = rec.category.to_owned();
+        let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
         st.content_type = rec.content_type.to_owned();
         let version = st.latest;
+        let action = if version == 1 {
+            Action::Create
+        } else {
+            Action::Update
+        };
+        let target = RecordRef {
+            id: rec.id.to_owned(),
+            version,
+        };
+        if let Some(reason) = self.write_denied(rec, Some(&previous_category), op)? {
+            let outcome = Outcome::Denied {
+                code: crate::access::deny_code(reason),
+                reason: format!("{reason:?}"),
+            };
+            let event = self.event(
+                op,
+                action,
+                &rec.author,
+                &rec.patient,
+                Some(target),
+                PurposeOfUse::Treatment,
+                outcome,
+                Vec::new(),
+                None,
+            )?;
+            let event = self.audit.append(event).at(op)?.index;
+            return Err(Error::AccessDenied { op, reason, event });
+        }
         let ctx = self.context(rec.id, &st, version, op)?;
         let mut recipients = vec![custody.public_key(), x25519_of(&patient)];
         if rec.author != rec.patient {
@@ -196,20 +233,12 @@ impl<N: NodeStore> Ledger<N> {
         OsRng.fill_bytes(&mut nonce);
         let c = commitment(&nonce, body);
         let blob = self.put_blob(&envelope, op)?;
-        let action = if version == 1 {
-            Action::Create
-        } else {
-            Action::Update
-        };
         let mut event = self.event(
             op,
             action,
             &rec.author,
             &rec.patient,
-            Some(RecordRef {
-                id: rec.id.to_owned(),
-                version,
-            }),
+            Some(target),
             PurposeOfUse::Treatment,
             Outcome::Success,
             Vec::new(),
@@ -245,6 +274,41 @@ impl<N: NodeStore> Ledger<N> {
             event: index,
             commitment: c,
         })
+    }
+
+    /// Why `rec.author` may not write `rec`, if they may not: the patient
+    /// and active guardians may; anyone else needs a grant of `write` for
+    /// purpose `Treat` covering the version's category and labels (and the
+    /// record's previous category, when the write changes it).
+    fn write_denied(
+        &self,
+        rec: &NewRecord<'_>,
+        previous_category: Option<&str>,
+        op: Op,
+    ) -> Result<Option<DenyReason>> {
+        let mut categories = vec![rec.category];
+        if let Some(c) = previous_category.filter(|c| !c.is_empty() && *c != rec.category) {
+            categories.push(c);
+        }
+        for category in categories {
+            let meta = RecordMeta {
+                id: RecordId::new(rec.id).at(op)?,
+                category: Category::new(category).at(op)?,
+                labels: rec.labels,
+            };
+            let decision = self.decide(
+                rec.author,
+                rec.patient,
+                meta,
+                GrantAction::Write,
+                Purpose::Treat,
+                None,
+            );
+            if let Some(reason) = decision.deny_reason() {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
     }
 
     /// Stores `bytes` as a new blob with a random id.

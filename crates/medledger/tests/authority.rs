@@ -210,3 +210,77 @@ fn a_guardian_appointment_survives_reopening() {
     ledger.erase(&guardian.id(), "Observation/1").unwrap();
     ledger.verify().unwrap();
 }
+
+fn denial(r: medledger::Result<medledger::Written>) -> (DenyReason, u64) {
+    match r {
+        Err(Error::AccessDenied { reason, event, .. }) => (reason, event),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn writes_need_the_patient_a_guardian_or_a_write_grant() {
+    let w = world();
+    // No grant: refused, logged as a denied create, nothing written.
+    let (reason, event) = denial(
+        w.ledger
+            .write(&record(&w, "Observation/1", &w.doctor, b"by doctor")),
+    );
+    assert_eq!(reason, DenyReason::NoGrant);
+    assert_eq!(last_event(&w), (event, "create", true));
+    assert!(matches!(
+        w.ledger
+            .read(&w.patient, "Observation/1", Purpose::PatientRequest),
+        Err(Error::UnknownRecord { .. })
+    ));
+    // A read grant does not allow writing.
+    grant(&w, &w.doctor, ActionSet::empty().with(Action::Read));
+    assert_eq!(
+        denial(
+            w.ledger
+                .write(&record(&w, "Observation/1", &w.doctor, b"by doctor"))
+        )
+        .0,
+        DenyReason::ActionNotAllowed
+    );
+    // A guardian without an appointment may not write either.
+    assert_eq!(
+        denial(
+            w.ledger
+                .write(&record(&w, "Observation/1", &w.guardian, b"by guardian"))
+        )
+        .0,
+        DenyReason::NoGrant
+    );
+    // A write grant allows, within its scope and labels only.
+    grant(&w, &w.doctor, ActionSet::empty().with(Action::Write));
+    let v1 = w
+        .ledger
+        .write(&record(&w, "Observation/1", &w.doctor, b"by doctor"))
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    let mut labelled = record(&w, "Observation/1", &w.doctor, b"hiv result");
+    labelled.labels = SensitivitySet::empty().with(Sensitivity::Hiv);
+    assert_eq!(
+        denial(w.ledger.write(&labelled)).0,
+        DenyReason::ExcludedSensitivity
+    );
+    let mut other = record(&w, "Condition/1", &w.doctor, b"condition");
+    other.category = "Condition";
+    assert_eq!(denial(w.ledger.write(&other)).0, DenyReason::OutOfScope);
+    // Moving a record out of the grant's scope is refused too.
+    let mut moved = record(&w, "Observation/1", &w.patient, b"by patient");
+    moved.category = "Condition";
+    w.ledger.write(&moved).unwrap();
+    let mut back = record(&w, "Observation/1", &w.doctor, b"moved back");
+    back.category = "Observation";
+    assert_eq!(denial(w.ledger.write(&back)).0, DenyReason::OutOfScope);
+    // The appointed guardian writes.
+    appoint(&w);
+    let v = w
+        .ledger
+        .write(&record(&w, "Observation/1", &w.guardian, b"by guardian"))
+        .unwrap();
+    assert_eq!(v.version, 3);
+    assert_eq!(w.ledger.verify().unwrap().versions, 3);
+}

@@ -44,6 +44,26 @@ fn world() -> World {
     )
     .unwrap();
     ledger.add_membership(&m).unwrap();
+    // The hospital writes the patient's records under her write grant.
+    let write = SignedGrant::sign(
+        Grant {
+            issuer: patient.id(),
+            patient: patient.id(),
+            grantee: Grantee::Actor(hospital.id()),
+            parent: None,
+            scope: Scope::All,
+            sensitivity: SensitivitySet::all(),
+            actions: ActionSet::empty().with(Action::Write),
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            max_delegation_depth: 0,
+            issued_at: now(),
+            nonce: Grant::fresh_nonce(),
+        },
+        &patient,
+    )
+    .unwrap();
+    ledger.grant(&write).unwrap();
     World {
         ledger,
         patient,
@@ -99,8 +119,9 @@ fn denied(r: medledger::Result<medledger::Record>) -> DenyReason {
 #[test]
 fn write_grant_read_revoke_and_versions() {
     let w = world();
+    let base = w.ledger.size();
     let v1 = write(&w, "Observation/1", b"v1 body", SensitivitySet::empty());
-    assert_eq!((v1.version, v1.event), (1, 0));
+    assert_eq!((v1.version, v1.event), (1, base));
     // The patient reads their own record; the doctor is denied by default.
     let own = w
         .ledger
@@ -168,7 +189,11 @@ fn write_grant_read_revoke_and_versions() {
     // Every step is in the patient's history; only the doctor's two
     // successful reads (and none of the patient's own) are disclosures.
     let events = w.ledger.patient_events(&w.patient.id()).unwrap();
-    let actions: Vec<&str> = events.iter().map(|(_, e)| e.action.name()).collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|(i, _)| *i >= base)
+        .map(|(_, e)| e.action.name())
+        .collect();
     assert_eq!(
         actions,
         [
@@ -181,7 +206,7 @@ fn write_grant_read_revoke_and_versions() {
         3
     );
     let report = w.ledger.verify().unwrap();
-    assert_eq!((report.entries, report.versions), (13, 3));
+    assert_eq!((report.entries, report.versions), (base + 13, 3));
 }
 
 #[test]
@@ -259,6 +284,7 @@ fn emergency_access_is_allowed_flagged_and_reported() {
 #[test]
 fn checkpoint_cosigned_export_verifies_offline() {
     let w = world();
+    let base = w.ledger.size();
     write(&w, "Observation/1", b"x", SensitivitySet::empty());
     grant_to(&w, &w.doctor);
     w.ledger
@@ -269,7 +295,10 @@ fn checkpoint_cosigned_export_verifies_offline() {
     let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
     write(&w, "Observation/2", b"y", SensitivitySet::empty());
     let cp2 = w.ledger.checkpoint(&[&witness]).unwrap();
-    assert_eq!((cp1.checkpoint.size, cp2.checkpoint.size), (3, 4));
+    assert_eq!(
+        (cp1.checkpoint.size, cp2.checkpoint.size),
+        (base + 3, base + 4)
+    );
     assert_eq!(w.ledger.verify().unwrap().checkpoints, 2);
 
     let json = w.ledger.export_patient(&w.patient.id()).unwrap();
@@ -281,7 +310,13 @@ fn checkpoint_cosigned_export_verifies_offline() {
     .unwrap();
     let report = verify_export(json.as_bytes(), &policy).unwrap();
     assert!(report.complete);
-    assert_eq!(report.events.len(), 4);
+    let events = w.ledger.patient_events(&w.patient.id()).unwrap();
+    assert_eq!(report.events.len(), events.len());
+    assert_eq!(
+        events.iter().filter(|(i, _)| *i >= base).count(),
+        4,
+        "write, grant, read, write"
+    );
     assert_eq!(report.disclosures().len(), 1);
     // Dropping the last event breaks nothing visible only if the patient
     // holds no later receipt; altering one is always caught.
