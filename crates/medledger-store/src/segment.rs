@@ -141,20 +141,157 @@ pub(crate) fn check_frame(bytes: &[u8], index: u64) -> Result<&[u8], &'static st
 /// is a torn tail: 1 GiB, beyond any segment this crate writes.
 const MAX_SCAN_TAIL: u64 = 1 << 30;
 
-/// Whether a complete, checksum-valid frame starts anywhere in `rest`.
-/// Used to tell a torn tail (nothing valid after the damage) from
-/// corruption (acknowledged frames follow it).
-fn holds_valid_frame(rest: &[u8]) -> bool {
-    (0..rest.len()).any(|p| {
-        let Some(tail) = rest.get(p..) else {
-            return false;
+/// Bytes read at a time by the tail scan (its whole buffer, with 19 bytes
+/// carried over between reads).
+const TAIL_CHUNK: usize = 64 << 10;
+
+/// Most candidate frames (checksum-valid headers whose payload is still
+/// being read) the tail scan follows at once. Each costs one pass of its
+/// payload through a CRC, so the scan reads every byte once and hashes it
+/// at most this many times. Real tails never come near it: a stray header
+/// checksum matches with probability 2^-32 per byte, and frames the log
+/// wrote do not overlap.
+const MAX_OPEN_CANDIDATES: usize = 16;
+
+/// The corruption reason when the tail scan gives up on overlapping
+/// candidates.
+const TOO_MANY_CANDIDATES: &str = "too many overlapping frame headers after the damage";
+
+/// What the bytes after a failing frame hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TailVerdict {
+    /// No complete, checksum-valid frame starts anywhere: a torn tail.
+    NoValidFrame,
+    /// A complete, checksum-valid frame starts somewhere: data written
+    /// after the damage, so the damage is corruption.
+    ValidFrame,
+    /// More than [`MAX_OPEN_CANDIDATES`] overlapping frame headers pass
+    /// their checksum: no torn write produces that, so the damage is
+    /// corruption (and nothing is cut).
+    TooManyCandidates,
+}
+
+/// A checksum-valid frame header whose payload the tail scan is hashing.
+struct Candidate {
+    /// Stream position of the next payload byte to hash.
+    next: u64,
+    /// Payload bytes still to hash.
+    left: u64,
+    payload_crc: u32,
+    hasher: crc32fast::Hasher,
+}
+
+/// Feeds every open candidate the bytes it needs from `window` (stream
+/// positions `base..base + window.len()`), drops those whose payload is
+/// complete and reports whether one of them matched its checksum.
+fn feed_candidates(open: &mut Vec<Candidate>, window: &[u8], base: u64) -> bool {
+    let mut found = false;
+    open.retain_mut(|c| {
+        let from = usize::try_from(c.next.saturating_sub(base)).unwrap_or(usize::MAX);
+        let avail = window.get(from..).unwrap_or_default();
+        let n = usize::try_from(c.left).map_or(avail.len(), |l| l.min(avail.len()));
+        c.hasher.update(avail.get(..n).unwrap_or_default());
+        c.next += n as u64;
+        c.left -= n as u64;
+        if c.left > 0 {
+            return true;
+        }
+        found |= c.hasher.clone().finalize() == c.payload_crc;
+        false
+    });
+    found
+}
+
+/// Whether a complete, checksum-valid frame starts anywhere in `head`
+/// followed by what `rest` yields (at most `avail` bytes in all). Used to
+/// tell a torn tail (nothing valid after the damage) from corruption
+/// (acknowledged frames follow it).
+///
+/// One pass with a fixed buffer of `chunk` bytes (plus a 19-byte carry):
+/// every position is tried as a frame header, and each header that passes
+/// its checksum becomes a candidate whose payload CRC is computed as the
+/// bytes stream past, so time is linear in the tail and memory bounded by
+/// [`MAX_OPEN_CANDIDATES`].
+fn scan_tail<R: Read>(
+    head: &[u8],
+    rest: R,
+    avail: u64,
+    chunk: usize,
+) -> std::io::Result<TailVerdict> {
+    let mut input = head.chain(rest);
+    let carry = FRAME_HEADER_LEN - 1;
+    let mut buf = vec![0u8; chunk.max(1) + carry];
+    let mut open: Vec<Candidate> = Vec::new();
+    // Stream position of buf[0], and bytes of buf filled.
+    let (mut base, mut filled) = (0u64, 0usize);
+    let mut eof = false;
+    while !eof {
+        while filled < buf.len() {
+            let n = input.read(buf.get_mut(filled..).unwrap_or_default())?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            filled += n;
+        }
+        let window = buf.get(..filled).unwrap_or_default();
+        // Positions whose whole header is in the window; at the end of
+        // the stream that is every position a header fits.
+        let last_start = filled.saturating_sub(FRAME_HEADER_LEN);
+        let starts = if filled < FRAME_HEADER_LEN {
+            0
+        } else if eof {
+            last_start + 1
+        } else {
+            filled - carry
         };
-        let Ok(fh) = parse_frame_header(tail) else {
-            return false;
-        };
-        tail.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + fh.len)
-            .is_some_and(|payload| crc32fast::hash(payload) == fh.payload_crc)
-    })
+        for p in 0..starts {
+            let Some(h) = window.get(p..p + FRAME_HEADER_LEN) else {
+                break;
+            };
+            if h.get(3).is_some_and(|&b| b > 1) || h.iter().all(|&b| b == 0) {
+                // Length over MAX_ENTRY_LEN, or zeros (whose checksum is
+                // not zero): no header, without hashing.
+                continue;
+            }
+            let Ok(fh) = parse_frame_header(h) else {
+                continue;
+            };
+            let payload_at = base + (p + FRAME_HEADER_LEN) as u64;
+            if payload_at + fh.len as u64 > avail {
+                continue;
+            }
+            if fh.len == 0 {
+                if fh.payload_crc == crc32fast::hash(&[]) {
+                    return Ok(TailVerdict::ValidFrame);
+                }
+                continue;
+            }
+            if open.len() >= MAX_OPEN_CANDIDATES {
+                if feed_candidates(&mut open, window, base) {
+                    return Ok(TailVerdict::ValidFrame);
+                }
+                if open.len() >= MAX_OPEN_CANDIDATES {
+                    return Ok(TailVerdict::TooManyCandidates);
+                }
+            }
+            open.push(Candidate {
+                next: payload_at,
+                left: fh.len as u64,
+                payload_crc: fh.payload_crc,
+                hasher: crc32fast::Hasher::new(),
+            });
+        }
+        if feed_candidates(&mut open, window, base) {
+            return Ok(TailVerdict::ValidFrame);
+        }
+        // Keep the bytes of headers not tried yet.
+        let keep = filled - starts.min(filled);
+        buf.copy_within(starts..filled, 0);
+        base += starts as u64;
+        filled = keep;
+    }
+    Ok(TailVerdict::NoValidFrame)
 }
 
 /// What scanning one segment found.
@@ -242,17 +379,22 @@ pub(crate) fn scan<R: Read>(
         }
     };
     if let Some(reason) = header_problem {
-        let mut rest = Vec::new();
-        r.take(MAX_SCAN_TAIL)
-            .read_to_end(&mut rest)
-            .map_err(read_err)?;
-        let mut whole = if header_read { h.to_vec() } else { Vec::new() };
-        whole.extend_from_slice(&rest);
-        if last && !holds_valid_frame(&whole) {
-            out.torn = Some(reason);
-            return Ok(out);
+        if !last {
+            return Err(corrupt(0, reason));
         }
-        return Err(corrupt(0, reason));
+        let head = if header_read { &h[..] } else { &[][..] };
+        let rest = file_len
+            .saturating_sub(head.len() as u64)
+            .min(MAX_SCAN_TAIL);
+        let avail = head.len() as u64 + rest;
+        return match scan_tail(head, r.take(rest), avail, TAIL_CHUNK).map_err(read_err)? {
+            TailVerdict::NoValidFrame => {
+                out.torn = Some(reason);
+                Ok(out)
+            }
+            TailVerdict::ValidFrame => Err(corrupt(0, reason)),
+            TailVerdict::TooManyCandidates => Err(corrupt(0, TOO_MANY_CANDIDATES)),
+        };
     }
     // Frames.
     let mut offset = SEGMENT_HEADER_LEN as u64;
@@ -290,19 +432,26 @@ pub(crate) fn scan<R: Read>(
             }
         };
         if let Some(reason) = problem {
+            if !last {
+                return Err(corrupt(offset, reason));
+            }
             // Everything from one byte past the failing frame's start: if an
             // intact frame hides in it, acknowledged data follows the damage.
-            let mut tail = frame.get(1..).unwrap_or_default().to_vec();
-            (&mut r)
-                .take(MAX_SCAN_TAIL)
-                .read_to_end(&mut tail)
-                .map_err(read_err)?;
-            if last && !holds_valid_frame(&tail) {
-                out.torn = Some(reason);
-                out.valid_len = offset;
-                return Ok(out);
-            }
-            return Err(corrupt(offset, reason));
+            let head = frame.get(1..).unwrap_or_default();
+            let read = offset + frame.len() as u64;
+            let rest = file_len.saturating_sub(read).min(MAX_SCAN_TAIL);
+            let avail = head.len() as u64 + rest;
+            return match scan_tail(head, (&mut r).take(rest), avail, TAIL_CHUNK)
+                .map_err(read_err)?
+            {
+                TailVerdict::NoValidFrame => {
+                    out.torn = Some(reason);
+                    out.valid_len = offset;
+                    Ok(out)
+                }
+                TailVerdict::ValidFrame => Err(corrupt(offset, reason)),
+                TailVerdict::TooManyCandidates => Err(corrupt(offset, TOO_MANY_CANDIDATES)),
+            };
         }
     }
     out.valid_len = offset;
@@ -380,6 +529,117 @@ mod tests {
         ));
     }
 
+    /// The predicate the tail scan computes, the obvious quadratic way:
+    /// whether a complete, checksum-valid frame starts anywhere in `rest`.
+    fn reference_holds_valid_frame(rest: &[u8]) -> bool {
+        (0..rest.len()).any(|p| {
+            let Ok(fh) = parse_frame_header(&rest[p..]) else {
+                return false;
+            };
+            rest.get(p + FRAME_HEADER_LEN..p + FRAME_HEADER_LEN + fh.len)
+                .is_some_and(|payload| crc32fast::hash(payload) == fh.payload_crc)
+        })
+    }
+
+    /// A frame header claiming `len` payload bytes with checksum `crc`.
+    fn header(len: u32, index: u64, crc: u32) -> [u8; FRAME_HEADER_LEN] {
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        write_frame_header(&mut h, len, index, crc);
+        h
+    }
+
+    /// A last segment holding entry 0, then a frame whose payload fails its
+    /// checksum, then `tail`.
+    fn damaged_segment(tail: &[u8]) -> Vec<u8> {
+        let mut s = segment(&[b"ok".to_vec()], 0);
+        let mut bad = Vec::new();
+        encode_frame(1, b"payload", &mut bad);
+        *bad.last_mut().unwrap() ^= 1;
+        s.extend_from_slice(&bad);
+        s.extend_from_slice(tail);
+        s
+    }
+
+    /// A crafted 2 MiB tail with a checksum-valid header every 20 bytes,
+    /// each claiming a payload that runs to the end of the file with a
+    /// wrong checksum. Hashing each claimed payload from the start (as the
+    /// scan did) costs about 100 GB of CRC; the streaming scan stops after
+    /// the 17th overlapping header and reports corruption, cutting nothing.
+    #[test]
+    fn overlapping_crafted_headers_are_corruption_found_in_one_pass() {
+        let n = (2 << 20) / FRAME_HEADER_LEN;
+        let mut tail = Vec::with_capacity(n * FRAME_HEADER_LEN);
+        for i in 0..n {
+            let len = ((n - i - 1) * FRAME_HEADER_LEN) as u32;
+            tail.extend_from_slice(&header(len, 2, 0xdead_beef));
+        }
+        let s = damaged_segment(&tail);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            inspect_segment(&s, 0, true),
+            Err(Error::SegmentCorrupt {
+                offset: 46,
+                reason: TOO_MANY_CANDIDATES,
+                ..
+            })
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Not the last segment: corruption without scanning.
+        assert!(matches!(
+            inspect_segment(&s, 0, false),
+            Err(Error::SegmentCorrupt {
+                offset: 46,
+                reason: "payload checksum mismatch",
+                ..
+            })
+        ));
+    }
+
+    /// Up to the cap, overlapping decoys are followed exactly: a valid
+    /// frame behind them (even inside their claimed payloads) makes the
+    /// damage corruption; without it the damage is a torn tail, cut at the
+    /// damaged frame.
+    #[test]
+    fn decoys_up_to_the_cap_are_followed_exactly() {
+        let mut valid = Vec::new();
+        encode_frame(7, &[0x42; 300], &mut valid);
+        let decoys = MAX_OPEN_CANDIDATES - 1;
+        let mut tail = Vec::new();
+        for i in 0..decoys {
+            let len = ((decoys - i - 1) * FRAME_HEADER_LEN + valid.len() + 100) as u32;
+            tail.extend_from_slice(&header(len, 2, 0x1234_5678));
+        }
+        let mut with_valid = tail.clone();
+        with_valid.extend_from_slice(&valid);
+        with_valid.extend_from_slice(&[0xee; 100]);
+        assert!(reference_holds_valid_frame(&with_valid));
+        assert!(matches!(
+            inspect_segment(&damaged_segment(&with_valid), 0, true),
+            Err(Error::SegmentCorrupt {
+                offset: 46,
+                reason: "payload checksum mismatch",
+                ..
+            })
+        ));
+        let mut without = tail;
+        without.extend_from_slice(&vec![0xee; valid.len() + 100]);
+        assert!(!reference_holds_valid_frame(&without));
+        let scan = inspect_segment(&damaged_segment(&without), 0, true).unwrap();
+        assert_eq!(
+            (scan.offsets, scan.valid_len, scan.torn),
+            (vec![24], 46, Some("payload checksum mismatch"))
+        );
+    }
+
+    /// A zero-length frame is complete as soon as its header is.
+    #[test]
+    fn empty_frame_after_damage_is_found() {
+        let mut tail = vec![0xee; 5];
+        encode_frame(9, b"", &mut tail);
+        let v = scan_tail(&[], tail.as_slice(), tail.len() as u64, 7).unwrap();
+        assert_eq!(v, TailVerdict::ValidFrame);
+    }
+
     proptest! {
         #[test]
         fn round_trip(
@@ -419,6 +679,38 @@ mod tests {
                         prop_assert_eq!(check_frame(&s[o as usize..end], i).unwrap(), e.as_slice());
                     }
                 }
+            }
+        }
+
+        /// The streaming tail scan agrees with the quadratic reference on
+        /// random bytes with planted valid and damaged frames, for any
+        /// buffer size and any split between the bytes already read and
+        /// the reader (unless it gives up on too many candidates).
+        #[test]
+        fn tail_scan_matches_the_reference(
+            parts in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..40), 0u8..4), 0..8),
+            chunk in 1usize..80,
+            split in any::<usize>(),
+        ) {
+            let mut tail = Vec::new();
+            for (bytes, kind) in parts {
+                match kind {
+                    0 => tail.extend_from_slice(&bytes),
+                    1 => encode_frame(3, &bytes, &mut tail),
+                    2 => {
+                        let crc = crc32fast::hash(&bytes) ^ 1;
+                        tail.extend_from_slice(&header(bytes.len() as u32, 3, crc));
+                        tail.extend_from_slice(&bytes);
+                    }
+                    _ => tail.extend_from_slice(&header(bytes.len() as u32 + 50, 3, 0)),
+                }
+            }
+            let split = split % (tail.len() + 1);
+            let (head, rest) = tail.split_at(split);
+            let v = scan_tail(head, rest, tail.len() as u64, chunk).unwrap();
+            if v != TailVerdict::TooManyCandidates {
+                prop_assert_eq!(v == TailVerdict::ValidFrame, reference_holds_valid_frame(&tail));
             }
         }
 
