@@ -232,6 +232,47 @@ impl<N: NodeStore> Ledger<N> {
     /// recipient's key unwrapper opens the envelope; the recipient then
     /// reads it like any other record of this ledger, under this
     /// ledger's grants. A refused package changes nothing.
+    ///
+    /// ```
+    /// use medledger::chain::{CosignatureSigner, Witness};
+    /// use medledger::grants::*;
+    /// use medledger::{Ledger, LedgerKey, NewRecord};
+    ///
+    /// let a = Ledger::in_memory("a.example/ledger", &LedgerKey::from_bytes([1; 32]))?;
+    /// let b = Ledger::in_memory("b.example/ledger", &LedgerKey::from_bytes([2; 32]))?;
+    /// let patient = ActorKeys::generate(ActorKind::Patient)?;
+    /// let doctor = ActorKeys::generate(ActorKind::Clinician)?; // works at B
+    /// for l in [&a, &b] {
+    ///     l.register(patient.actor(), "patients")?;
+    ///     l.register(doctor.actor(), "b-hospital")?;
+    /// }
+    /// a.write(&NewRecord {
+    ///     id: "Observation/1", patient: patient.id(), author: patient.id(),
+    ///     content_type: "application/fhir+json", category: "Observation",
+    ///     labels: SensitivitySet::empty(), body: b"{}",
+    /// })?;
+    /// let grant = SignedGrant::sign(Grant {
+    ///     issuer: patient.id(), patient: patient.id(),
+    ///     grantee: Grantee::Actor(doctor.id()), parent: None, scope: Scope::All,
+    ///     sensitivity: SensitivitySet::empty(),
+    ///     actions: ActionSet::empty().with(Action::Read),
+    ///     purposes: PurposeSet::empty().with(Purpose::Treat),
+    ///     validity: Validity::new(0, u64::MAX / 2)?,
+    ///     max_delegation_depth: 0, issued_at: 0, nonce: Grant::fresh_nonce(),
+    /// }, &patient)?;
+    /// a.grant(&grant)?;
+    /// let mut witness = Witness::in_memory(CosignatureSigner::generate("w.example")?);
+    /// witness.add_log(a.log_key()?);
+    /// a.checkpoint(&[&witness])?;
+    /// let package = a.export_share(&doctor.id(), "Observation/1", 1, Purpose::Treat)?;
+    ///
+    /// b.trust_log(&a.log_key()?, &[witness.signer().verifier()?], 1)?;
+    /// b.import_share(&package, &doctor, "a/Observation/1")?;
+    /// b.grant(&grant)?; // B's reads follow B's grants
+    /// let record = b.read(&doctor, "a/Observation/1", Purpose::Treat)?;
+    /// assert_eq!(&record.body[..], b"{}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn import_share(
         &self,
         package: &[u8],
