@@ -172,6 +172,16 @@ pub(crate) enum UndoOp {
     },
 }
 
+/// The undo record encoding (one encoding per value; [`UndoOp::decode`]
+/// refuses every other byte string):
+///
+/// ```text
+/// stamp  0x00 ‖ 0x00 ‖ 8 zero bytes                 (no previous stamp)
+///        0x00 ‖ 0x01 ‖ previous stamp u64 LE
+/// key    0x01 ‖ table length u8 ‖ table ‖ key length u32 LE ‖ key
+///             ‖ 0x00                               (key was absent)
+///             ‖ 0x01 ‖ previous value (to the end)
+/// ```
 impl UndoOp {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -202,9 +212,11 @@ impl UndoOp {
             0 => {
                 let (&present, rest) = rest.split_first()?;
                 let prev = u64::from_le_bytes(<[u8; 8]>::try_from(rest).ok()?);
-                match present {
-                    0 => Some(UndoOp::Stamp(None)),
-                    1 => Some(UndoOp::Stamp(Some(prev))),
+                // An absent stamp is written with a zero field; any other
+                // field would be a second encoding of the same record.
+                match (present, prev) {
+                    (0, 0) => Some(UndoOp::Stamp(None)),
+                    (1, prev) => Some(UndoOp::Stamp(Some(prev))),
                     _ => None,
                 }
             }
@@ -290,8 +302,57 @@ mod tests {
             for op in ops {
                 prop_assert_eq!(UndoOp::decode(&op.encode()), Some(op));
             }
-            // Arbitrary bytes decode or not, never panic.
-            let _ = UndoOp::decode(&junk);
+            // Whatever decodes is the one encoding of its value.
+            if let Some(op) = UndoOp::decode(&junk) {
+                prop_assert_eq!(op.encode(), junk);
+            }
         }
+
+        /// Any byte changed in an encoded record is refused or decodes to
+        /// a different record that encodes to exactly the changed bytes:
+        /// no value has two encodings.
+        #[test]
+        fn undo_encoding_is_canonical(
+            key in proptest::collection::vec(any::<u8>(), 0..8),
+            old in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+            stamp in proptest::option::of(any::<u64>()),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let ops = [UndoOp::Stamp(stamp), UndoOp::Key { table: "t.x".into(), key, old }];
+            for op in ops {
+                let mut bytes = op.encode();
+                let i = at % bytes.len();
+                if bytes[i] == byte {
+                    continue;
+                }
+                bytes[i] = byte;
+                match UndoOp::decode(&bytes) {
+                    None => {}
+                    Some(other) => {
+                        prop_assert_ne!(&other, &op);
+                        prop_assert_eq!(other.encode(), bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Stamp(None)` has exactly one encoding: the previous-stamp field
+    /// must be zero (it was ignored, so ten byte strings decoded to it).
+    #[test]
+    fn absent_stamp_has_one_encoding() {
+        let canonical = UndoOp::Stamp(None).encode();
+        assert_eq!(canonical, [0u8; 10]);
+        assert_eq!(UndoOp::decode(&canonical), Some(UndoOp::Stamp(None)));
+        for i in 2..10 {
+            let mut b = canonical.clone();
+            b[i] = 1;
+            assert_eq!(UndoOp::decode(&b), None, "byte {i}");
+        }
+        assert_eq!(
+            UndoOp::decode(&[0, 1, 7, 0, 0, 0, 0, 0, 0, 0]),
+            Some(UndoOp::Stamp(Some(7)))
+        );
     }
 }
