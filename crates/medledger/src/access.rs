@@ -70,6 +70,12 @@ pub fn deny_code(r: DenyReason) -> u16 {
     }
 }
 
+/// The denial code of an access the policy allowed but that failed
+/// afterwards (the reader's key did not open its stanza, or the stored
+/// ciphertext did not verify): outside the grants engine's codes.
+pub const UNWRAP_FAILED_CODE: u16 = 0x0100;
+const UNWRAP_FAILED: &str = "allowed, but the key unwrap or decryption failed";
+
 /// What the audit event of a break-the-glass attempt records as its
 /// reason when the actor stated none (the attempt is denied).
 const NO_REASON: &str = "(no reason stated)";
@@ -369,27 +375,91 @@ impl<N: NodeStore> Ledger<N> {
         } else {
             AuditAction::Read
         };
+        let target = Some(RecordRef {
+            id: record.to_owned(),
+            version,
+        });
+        let purpose = audit_purpose(purpose);
+        let chain = match decision {
+            Decision::Deny(reason) => {
+                let event = self.event(
+                    op,
+                    action,
+                    &actor,
+                    &st.patient,
+                    target,
+                    purpose,
+                    outcome,
+                    chain,
+                    emergency,
+                )?;
+                let event = self.audit.append(event).at(op)?.index;
+                return Err(Error::AccessDenied { op, reason, event });
+            }
+            Decision::Allow { .. } => chain,
+        };
+        // Allowed by policy: unwrap and decrypt first, and log the outcome
+        // that really happened. A reader whose key does not open its stanza
+        // (e.g. one claiming another actor's id) is logged as a failed
+        // access, not as a read; plaintext is returned only after the
+        // success event is durable, and wiped if that append fails.
+        let plain = self.open_version(reader, record, &st, version, &reader_key, op);
+        let (outcome, failure) = match plain {
+            Ok(plain) => (Outcome::Success, Ok(plain)),
+            Err(e) => (
+                Outcome::Denied {
+                    code: UNWRAP_FAILED_CODE,
+                    reason: UNWRAP_FAILED.to_owned(),
+                },
+                Err(e),
+            ),
+        };
         let event = self.event(
             op,
             action,
             &actor,
             &st.patient,
-            Some(RecordRef {
-                id: record.to_owned(),
-                version,
-            }),
-            audit_purpose(purpose),
+            target,
+            purpose,
             outcome,
             chain,
             emergency,
         )?;
         let event = self.audit.append(event).at(op)?.index;
-        if let Decision::Deny(reason) = decision {
-            return Err(Error::AccessDenied { op, reason, event });
+        match failure {
+            Ok(body) => Ok(Record {
+                id: record.to_owned(),
+                version,
+                content_type: st.content_type,
+                body,
+                event,
+                emergency: is_emergency,
+            }),
+            Err(source) => Err(Error::ReadFailed {
+                op,
+                record: record.to_owned(),
+                version,
+                event,
+                source: Box::new(source),
+            }),
         }
+    }
+
+    /// Wraps `version`'s data key to the reader's registered key (if it is
+    /// not yet), checks the ciphertext against its commitment, and has the
+    /// caller's unwrapper open its stanza and decrypt.
+    fn open_version(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        st: &RecordState,
+        version: u64,
+        reader_key: &medledger_envelope::RecipientPublicKey,
+        op: Op,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let bytes = {
             let _guard = self.record_lock(record);
-            self.add_reader(record, &st, version, &reader_key, op)?;
+            self.add_reader(record, st, version, reader_key, op)?;
             let (vs, bytes) = self.envelope(record, version, op)?;
             let (_, body) = Header::parse_prefix(&bytes).at(op)?;
             if commitment(&vs.nonce, body) != vs.commitment {
@@ -403,21 +473,14 @@ impl<N: NodeStore> Ledger<N> {
             bytes
         };
         let (header, body) = Header::parse_prefix(&bytes).at(op)?;
-        let ctx = self.context(record, &st, version, op)?;
+        let ctx = self.context(record, st, version, op)?;
         let dk = reader.unwrap_data_key(&header, &ctx).at(op)?;
         let mut dec = Decryptor::with_data_key(body, header, &dk, &ctx).at(op)?;
         let mut plain = Zeroizing::new(Vec::with_capacity(body.len()));
         dec.read_to_end(&mut plain)
             .map_err(medledger_envelope::Error::from_io)
             .at(op)?;
-        Ok(Record {
-            id: record.to_owned(),
-            version,
-            content_type: st.content_type,
-            body: plain,
-            event,
-            emergency: is_emergency,
-        })
+        Ok(plain)
     }
 }
 

@@ -161,6 +161,24 @@ pub enum Error {
         /// The log index of the audit event recording the denial.
         event: u64,
     },
+    /// The policy allowed a read, but it failed afterwards: the caller's
+    /// key did not unwrap the data key, or the stored ciphertext did not
+    /// verify. The failure is logged (denied, code
+    /// [`crate::UNWRAP_FAILED_CODE`]) at `event`; no plaintext was released.
+    #[error("{op}: reading {record:?} v{version} failed after it was allowed (audit event {event}): {source}")]
+    ReadFailed {
+        /// The operation.
+        op: Op,
+        /// The record id.
+        record: String,
+        /// The version.
+        version: u64,
+        /// The log index of the audit event recording the failure.
+        event: u64,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// An argument is malformed.
     #[error("{op}: invalid {what}: {reason}")]
     InvalidInput {

@@ -103,7 +103,7 @@ mod share_codec;
 mod streaming;
 mod verification;
 
-pub use access::{deny_code, Record};
+pub use access::{deny_code, Record, UNWRAP_FAILED_CODE};
 pub use backend::Stores;
 pub use custody::LedgerKey;
 pub use error::{Error, Op, Result};

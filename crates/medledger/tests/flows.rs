@@ -479,10 +479,36 @@ fn a_reader_claiming_the_patient_with_another_key_gets_no_plaintext() {
         claimed: w.patient.id(),
         keys: &w.doctor,
     };
+    let size = w.ledger.size();
     let r = w
         .ledger
         .read(&impostor, "Observation/1", Purpose::PatientRequest);
-    assert!(r.is_err(), "impostor read the record: {r:?}");
+    let event = match r {
+        Err(Error::ReadFailed { event, .. }) => event,
+        other => panic!("impostor read the record: {other:?}"),
+    };
+    // The log tells the truth: one event, a failed (denied) read, not a
+    // successful one.
+    assert_eq!((event, w.ledger.size()), (size, size + 1));
+    let (i, logged) = w
+        .ledger
+        .patient_events(&w.patient.id())
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!((i, logged.action.name()), (event, "read"));
+    assert!(matches!(
+        logged.outcome,
+        medledger::audit::Outcome::Denied {
+            code: medledger::UNWRAP_FAILED_CODE,
+            ..
+        }
+    ));
+    assert!(w
+        .ledger
+        .disclosure_report(&w.patient.id())
+        .unwrap()
+        .is_empty());
     // The doctor's key was not added as a recipient either.
     assert_eq!(
         denied(w.ledger.read(&w.doctor, "Observation/1", Purpose::Treat)),
