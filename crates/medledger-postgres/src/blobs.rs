@@ -438,3 +438,23 @@ impl BlobStore for PgBlobStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn chunk_tag_vector_and_binding() {
+        let id = BlobId([0; 32]);
+        let t = tag(&id, 0, b"abc");
+        assert_eq!(hex(&t), "58fe61a7ab1039a09f0ab8475f0467d3");
+        // Bound to the blob, the chunk number and the bytes.
+        assert_ne!(tag(&BlobId([1; 32]), 0, b"abc"), t);
+        assert_ne!(tag(&id, 1, b"abc"), t);
+        assert_ne!(tag(&id, 0, b"abd"), t);
+    }
+}

@@ -85,6 +85,10 @@ pub use schema::SCHEMA_VERSION;
 pub use sequencer::{BatchToken, PgEntryLog};
 pub use state::PgStateStore;
 
+/// The PostgreSQL client this crate is built on (for callers that need a
+/// plain connection with the same version, e.g. tests and tooling).
+pub use postgres;
+
 /// How to open a [`PgStore`].
 #[derive(Clone, Debug)]
 pub struct PgOptions {

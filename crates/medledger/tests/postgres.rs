@@ -1,0 +1,273 @@
+//! The facade's end-to-end paths on PostgreSQL (feature `postgres`):
+//! write, grant, read, revoke, emergency access, erase, checkpoint with a
+//! witness, export, verify, and reopening. Needs `MEDLEDGER_PG_URL`
+//! (`eval "$(scripts/pg-test-cluster start)"`); without it each test says
+//! loudly that it was skipped.
+#![cfg(feature = "postgres")]
+
+use medledger::audit::verify_export;
+use medledger::chain::{CosignatureSigner, Policy, Witness};
+use medledger::grants::*;
+use medledger::pg::{PgNodeStore, PgOptions};
+use medledger::{Error, Ledger, LedgerKey, NewRecord};
+
+const ORIGIN: &str = "pg.example/ledger";
+
+fn url(test: &str) -> Option<String> {
+    match std::env::var("MEDLEDGER_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED {test}: MEDLEDGER_PG_URL is not set; start a server with \
+                 `eval \"$(scripts/pg-test-cluster start)\"` to run the PostgreSQL tests ***\n"
+            );
+            None
+        }
+    }
+}
+
+fn options(tag: &str) -> PgOptions {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    PgOptions {
+        schema: format!("t_facade_{tag}_{}_{nanos}", std::process::id()),
+        ..PgOptions::default()
+    }
+}
+
+fn drop_schema(url: &str, schema: &str) {
+    let mut c = url
+        .parse::<medledger::pg::postgres::Config>()
+        .unwrap()
+        .connect(medledger::pg::postgres::NoTls)
+        .unwrap();
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .unwrap();
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct World {
+    ledger: Ledger<PgNodeStore>,
+    patient: ActorKeys,
+    doctor: ActorKeys,
+    er: ActorKeys,
+    hospital: ActorKeys,
+}
+
+fn world(ledger: Ledger<PgNodeStore>) -> World {
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    let er = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
+    ledger.register(patient.actor(), "patients").unwrap();
+    ledger.register(doctor.actor(), "st-mary").unwrap();
+    ledger.register(er.actor(), "st-mary").unwrap();
+    ledger.register(hospital.actor(), "st-mary").unwrap();
+    ledger.trust_organization(hospital.id()).unwrap();
+    let m = SignedMembership::sign(
+        Membership {
+            organization: hospital.id(),
+            member: er.id(),
+            role: Role::emergency(),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            issued_at: now(),
+        },
+        &hospital,
+    )
+    .unwrap();
+    ledger.add_membership(&m).unwrap();
+    World {
+        ledger,
+        patient,
+        doctor,
+        er,
+        hospital,
+    }
+}
+
+fn write(w: &World, id: &str, body: &[u8]) -> medledger::Written {
+    w.ledger
+        .write(&NewRecord {
+            id,
+            patient: w.patient.id(),
+            author: w.hospital.id(),
+            content_type: "application/fhir+json",
+            category: "Observation",
+            labels: SensitivitySet::empty(),
+            body,
+        })
+        .unwrap()
+}
+
+fn grant_to(w: &World, grantee: &ActorKeys) -> GrantId {
+    let g = SignedGrant::sign(
+        Grant {
+            issuer: w.patient.id(),
+            patient: w.patient.id(),
+            grantee: Grantee::Actor(grantee.id()),
+            parent: None,
+            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
+            sensitivity: SensitivitySet::empty(),
+            actions: ActionSet::empty().with(Action::Read),
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
+            max_delegation_depth: 0,
+            issued_at: now(),
+            nonce: Grant::fresh_nonce(),
+        },
+        &w.patient,
+    )
+    .unwrap();
+    w.ledger.grant(&g).unwrap()
+}
+
+fn denied(r: medledger::Result<medledger::Record>) -> DenyReason {
+    match r {
+        Err(Error::AccessDenied { reason, .. }) => reason,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_path_end_to_end_on_postgres() {
+    let Some(url) = url("postgres::every_path_end_to_end_on_postgres") else {
+        return;
+    };
+    let opts = options("flows");
+    let schema = opts.schema.clone();
+    let key = LedgerKey::from_bytes([3; 32]);
+    let w = world(Ledger::open_postgres(&url, opts, ORIGIN, &key).unwrap());
+    let base = w.ledger.size();
+
+    // Write, then read as the patient; the doctor is denied by default.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let v1 = write(&w, "Observation/1", &big);
+    assert_eq!((v1.version, v1.event), (1, base));
+    let own = w
+        .ledger
+        .read(&w.patient, "Observation/1", Purpose::PatientRequest)
+        .unwrap();
+    assert_eq!(&own.body[..], &big[..]);
+    assert_eq!(
+        denied(w.ledger.read(&w.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+
+    // Grant, read, revoke.
+    let gid = grant_to(&w, &w.doctor);
+    assert_eq!(
+        &w.ledger
+            .read(&w.doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        &big[..]
+    );
+    let rev = SignedRevocation::sign(
+        Revocation {
+            revoker: w.patient.id(),
+            target: RevocationTarget::Grant(gid),
+            issued_at: now(),
+        },
+        &w.patient,
+    )
+    .unwrap();
+    w.ledger.revoke(&rev).unwrap();
+    write(&w, "Observation/1", b"v2 after revocation");
+    assert_eq!(
+        denied(w.ledger.read(&w.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::Revoked
+    );
+
+    // Emergency access: allowed with the role, flagged, reported.
+    assert_eq!(
+        denied(
+            w.ledger
+                .emergency_read(&w.doctor, "Observation/1", "unconscious")
+        ),
+        DenyReason::NoEmergencyRole
+    );
+    let r = w
+        .ledger
+        .emergency_read(&w.er, "Observation/1", "patient unconscious")
+        .unwrap();
+    assert!(r.emergency);
+    assert_eq!(&r.body[..], b"v2 after revocation");
+    let report = w.ledger.disclosure_report(&w.patient.id()).unwrap();
+    assert!(report
+        .iter()
+        .any(|d| d.emergency.as_deref() == Some("patient unconscious")));
+
+    // Erase: keys shredded, log still verifies.
+    write(&w, "Observation/2", b"to be forgotten");
+    w.ledger.erase(&w.patient.id(), "Observation/2").unwrap();
+    assert!(matches!(
+        w.ledger
+            .read(&w.patient, "Observation/2", Purpose::PatientRequest),
+        Err(Error::RecordErased { .. })
+    ));
+
+    // Checkpoint with a witness, export, verify offline.
+    let mut witness = Witness::in_memory(CosignatureSigner::generate("w.example").unwrap());
+    witness.add_log(w.ledger.log_key().unwrap());
+    let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
+    write(&w, "Observation/3", b"after the first checkpoint");
+    let cp2 = w.ledger.checkpoint(&[&witness]).unwrap();
+    assert!(cp2.checkpoint.size > cp1.checkpoint.size);
+    let json = w.ledger.export_patient(&w.patient.id()).unwrap();
+    let policy = Policy::new(
+        w.ledger.log_key().unwrap(),
+        vec![witness.signer().verifier().unwrap()],
+        1,
+    )
+    .unwrap();
+    let exported = verify_export(json.as_bytes(), &policy).unwrap();
+    assert!(exported.complete);
+    assert_eq!(
+        exported.events.len(),
+        w.ledger.patient_events(&w.patient.id()).unwrap().len()
+    );
+    let report = w.ledger.verify().unwrap();
+    assert_eq!(report.checkpoints, 2);
+    assert_eq!(report.erased, 1);
+    let size = w.ledger.size();
+    drop(w);
+
+    // Reopen on the same schema: same log, same records, still verifies.
+    let again = Ledger::open_postgres(
+        &url,
+        PgOptions {
+            schema: schema.clone(),
+            ..PgOptions::default()
+        },
+        ORIGIN,
+        &key,
+    )
+    .unwrap();
+    assert_eq!(again.size(), size);
+    let report = again.verify().unwrap();
+    assert_eq!((report.entries, report.erased), (size, 1));
+    drop(again);
+    drop_schema(&url, &schema);
+}
+
+#[test]
+fn a_wrong_ledger_key_is_refused_on_postgres() {
+    let Some(url) = url("postgres::a_wrong_ledger_key_is_refused_on_postgres") else {
+        return;
+    };
+    let opts = options("key");
+    let schema = opts.schema.clone();
+    drop(
+        Ledger::open_postgres(&url, opts.clone(), ORIGIN, &LedgerKey::from_bytes([1; 32])).unwrap(),
+    );
+    assert!(Ledger::open_postgres(&url, opts, ORIGIN, &LedgerKey::from_bytes([2; 32])).is_err());
+    drop_schema(&url, &schema);
+}
