@@ -88,6 +88,7 @@
 
 mod access;
 mod backend;
+mod consent;
 mod custody;
 mod error;
 mod guardian;

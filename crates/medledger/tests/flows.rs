@@ -197,8 +197,20 @@ fn write_grant_read_revoke_and_versions() {
     assert_eq!(
         actions,
         [
-            "create", "read", "read", "grant", "read", "read", "update", "read", "read", "revoke",
-            "update", "read", "read"
+            "create",
+            "read",
+            "read",
+            "grant",
+            "read",
+            "read",
+            "update",
+            "read",
+            "read",
+            "revoke",
+            "key-rotation",
+            "update",
+            "read",
+            "read"
         ]
     );
     assert_eq!(
@@ -206,7 +218,7 @@ fn write_grant_read_revoke_and_versions() {
         3
     );
     let report = w.ledger.verify().unwrap();
-    assert_eq!((report.entries, report.versions), (base + 13, 3));
+    assert_eq!((report.entries, report.versions), (base + 14, 3));
 }
 
 #[test]
@@ -419,15 +431,18 @@ fn grants_rewrap_for_the_grantee_and_revocation_unwraps() {
     )
     .unwrap();
     let at = w.ledger.revoke(&rev).unwrap();
+    // The revocation, then the key rotation of the one record the
+    // doctor's wrap was removed from, pointing back at it.
+    let events = w.ledger.patient_events(&w.patient.id()).unwrap();
+    let [.., (ri, revoked), (ki, rotated)] = &events[..] else {
+        panic!("too few events")
+    };
+    assert_eq!((*ri, revoked.action.name()), (at, "revoke"));
     assert_eq!(
-        w.ledger
-            .patient_events(&w.patient.id())
-            .unwrap()
-            .last()
-            .unwrap()
-            .0,
-        at
+        (*ki, rotated.action.name(), rotated.refers_to),
+        (at + 1, "key-rotation", Some(at))
     );
+    assert_eq!(rotated.record.as_ref().unwrap().id, "Observation/1");
     // A revocation signed by someone else is refused and not logged.
     let size = w.ledger.size();
     let forged = SignedRevocation::sign(
