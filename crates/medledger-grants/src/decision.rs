@@ -12,7 +12,10 @@
 //!    granted (`ActionNotAllowed`; an ancestor must also grant `share`,
 //!    `NotDelegable`), the purpose is granted (`PurposeNotAllowed`);
 //! 2. the grant's signature verified when it was loaded (`BadSignature`,
-//!    or `UnknownIssuer` when the issuer's keys were never registered);
+//!    or `UnknownIssuer` when the issuer's keys were never registered), as
+//!    of the request's log position: a correctly signed copy that replaced
+//!    a quarantined one counts from its own position, and an ancestor not
+//!    in the log at that position fails with `UnknownIssuer`;
 //! 3. the request time lies in `[not_before, not_after)` (`NotYetValid`,
 //!    `Expired`);
 //! 4. no revocation of the grant is at or before the request's log
@@ -189,7 +192,7 @@ impl GrantIndex {
         let list = self.by_grantee.get(&(req.patient, grantee.clone()))?;
         for &gi in list {
             let Some(g) = self.grant_at(gi) else { continue };
-            if g.position > req.position {
+            if g.status_at(req.position).is_none() {
                 continue;
             }
             match self.evaluate(g, req) {
@@ -230,10 +233,15 @@ impl GrantIndex {
                 g.purposes.contains(req.purpose),
                 DenyReason::PurposeNotAllowed,
             )?;
-            match cur.status {
-                GrantStatus::Verified => step(true, DenyReason::BadSignature)?,
-                GrantStatus::BadSignature => step(false, DenyReason::BadSignature)?,
-                GrantStatus::UnknownIssuer => step(false, DenyReason::UnknownIssuer)?,
+            // As of the request's position: a correctly signed copy that
+            // replaced a quarantined one counts only from its own position,
+            // and an ancestor not yet in the log gives the child's issuer
+            // no authority.
+            match cur.status_at(req.position) {
+                Some(GrantStatus::Verified) => step(true, DenyReason::BadSignature)?,
+                Some(GrantStatus::BadSignature) => step(false, DenyReason::BadSignature)?,
+                Some(GrantStatus::UnknownIssuer) => step(false, DenyReason::UnknownIssuer)?,
+                None => step(false, DenyReason::UnknownIssuer)?,
             }
             step(req.time >= g.validity.not_before, DenyReason::NotYetValid)?;
             step(req.time < g.validity.not_after, DenyReason::Expired)?;

@@ -56,11 +56,31 @@ impl RevokedAt {
 pub(crate) struct StoredGrant {
     pub(crate) grant: Grant,
     pub(crate) id: GrantId,
+    /// Where the copy with `status` was appended.
     pub(crate) position: LogPosition,
     pub(crate) status: GrantStatus,
+    /// A quarantined copy appended before the correctly signed one that
+    /// replaced it: its position and status. Between the two positions the
+    /// log held only the quarantined copy.
+    pub(crate) quarantined: Option<(LogPosition, GrantStatus)>,
     /// Index of the parent grant (present at load: parents load first).
     pub(crate) parent: Option<u32>,
     pub(crate) revoked: RevokedAt,
+}
+
+impl StoredGrant {
+    /// The grant's status as of log position `position`: `None` if no copy
+    /// of it was in the log yet, the quarantined copy's status if only that
+    /// one was.
+    pub(crate) fn status_at(&self, position: LogPosition) -> Option<GrantStatus> {
+        if self.position <= position {
+            return Some(self.status);
+        }
+        match self.quarantined {
+            Some((at, status)) if at <= position => Some(status),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) struct StoredMembership {
@@ -340,6 +360,12 @@ impl GrantIndex {
             let existing = self.grants.get_mut(idx as usize);
             return match existing {
                 Some(e) if e.status != GrantStatus::Verified && status == GrantStatus::Verified => {
+                    // The grant is valid only from the correct copy's
+                    // position; decisions before it see the quarantined one.
+                    if position > e.position {
+                        e.quarantined = Some((e.position, e.status));
+                    }
+                    e.position = position;
                     e.status = status;
                     Ok(id)
                 }
@@ -378,6 +404,7 @@ impl GrantIndex {
             id,
             position,
             status,
+            quarantined: None,
             parent: parent_idx,
             revoked: RevokedAt::default(),
         });
@@ -398,7 +425,8 @@ impl GrantIndex {
     }
 
     /// Every grant loaded for `patient`, in load order, with its id and log
-    /// position: what a patient's consent overview lists.
+    /// position (of the correctly signed copy, if one replaced a
+    /// quarantined copy): what a patient's consent overview lists.
     pub fn grants_for_patient(
         &self,
         patient: &ActorId,

@@ -713,6 +713,77 @@ fn a_correct_copy_replaces_a_quarantined_one() {
     ));
 }
 
+/// A correctly signed copy counts only from its own log position: as of a
+/// position between the quarantined copy and the correct one, the grant
+/// (and any chain through it) is still refused. It used to keep the
+/// quarantined copy's position and allow there.
+#[test]
+fn a_replacing_copy_counts_from_its_own_position() {
+    let mut w = World::new();
+    let mut root = grant(w.patient.id(), w.patient.id(), Grantee::Actor(w.doc.id()));
+    root.max_delegation_depth = 1;
+    let good = Signed::sign(root, &w.patient).unwrap();
+    let broken = Signed::from_parts(
+        good.body().clone(),
+        *revocation(&w.doc, RevocationTarget::Grant(good.id())).signature(),
+    )
+    .unwrap();
+    assert!(w.index.add_grant(&broken, LogPosition(10)).is_err());
+    let child = Signed::delegate(
+        &good,
+        grant(w.doc.id(), w.patient.id(), Grantee::Actor(w.nurse.id())),
+        &w.doc,
+    )
+    .unwrap();
+    w.index.add_grant(&child, LogPosition(20)).unwrap();
+    w.index.add_grant(&good, LogPosition(30)).unwrap();
+    let at = |actor: ActorId, position: u64| Request {
+        position: LogPosition(position),
+        ..request(actor, w.patient.id())
+    };
+    for (actor, position) in [
+        (w.doc.id(), 10),
+        (w.doc.id(), 29),
+        (w.nurse.id(), 20),
+        (w.nurse.id(), 29),
+    ] {
+        assert_eq!(
+            w.index.decide(&at(actor, position)).deny_reason(),
+            Some(DenyReason::BadSignature),
+            "position {position}"
+        );
+    }
+    assert_eq!(
+        w.index.decide(&at(w.doc.id(), 9)).deny_reason(),
+        Some(DenyReason::NoGrant)
+    );
+    for position in [30, 31] {
+        assert_eq!(
+            w.index.decide(&at(w.doc.id(), position)),
+            Decision::Allow {
+                chain: vec![good.id()],
+                emergency: None
+            }
+        );
+        assert_eq!(
+            w.index.decide(&at(w.nurse.id(), position)),
+            Decision::Allow {
+                chain: vec![good.id(), child.id()],
+                emergency: None
+            }
+        );
+    }
+    let listed: Vec<(GrantId, LogPosition)> = w
+        .index
+        .grants_for_patient(&w.patient.id())
+        .map(|(id, position, _)| (id, position))
+        .collect();
+    assert_eq!(
+        listed,
+        [(good.id(), LogPosition(30)), (child.id(), LogPosition(20))]
+    );
+}
+
 #[test]
 fn patient_overview_lists_the_patients_grants() {
     let mut w = World::new();
