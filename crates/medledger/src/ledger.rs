@@ -258,62 +258,6 @@ impl<N: NodeStore> Ledger<N> {
             .at(Op::Report)
     }
 
-    /// Registers an actor (patient, clinician, organization, guardian,
-    /// auditor, system) with the organization label its audit events carry
-    /// (1 to 64 bytes, e.g. `"st-mary"`; never a person's name).
-    /// Registering the same actor again updates the label.
-    pub fn register(&self, actor: &Actor, organization: &str) -> Result<ActorId> {
-        let op = Op::RegisterActor;
-        if organization.is_empty() || organization.len() > MAX_ORGANIZATION_LEN {
-            return Err(Error::InvalidInput {
-                op,
-                what: "organization label",
-                reason: "must be 1 to 64 bytes",
-            });
-        }
-        let id = actor.id();
-        let mut value = vec![organization.len() as u8];
-        value.extend_from_slice(organization.as_bytes());
-        value.extend_from_slice(&actor.encode());
-        let mut index = self.index_mut();
-        self.state
-            .transact(None, &mut |t| t.put(T_ACTORS, id.as_bytes(), &value))
-            .at(op)?;
-        index.register_actor(*actor);
-        self.organizations
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, organization.to_owned());
-        Ok(id)
-    }
-
-    /// Trusts a registered organization to vouch for emergency roles
-    /// (break-the-glass) and appoint guardians.
-    pub fn trust_organization(&self, organization: ActorId) -> Result<()> {
-        let op = Op::TrustOrganization;
-        let mut index = self.index_mut();
-        index.trust_organization(organization).at(op)?;
-        self.state
-            .transact(None, &mut |t| {
-                t.put(T_TRUSTED, organization.as_bytes(), &[])
-            })
-            .at(op)
-    }
-
-    /// Loads an organization's signed membership statement (e.g. a
-    /// clinician's `emergency` role), effective from the current log size.
-    pub fn add_membership(&self, membership: &SignedMembership) -> Result<()> {
-        let op = Op::AddMembership;
-        let mut index = self.index_mut();
-        let at = self.audit.size();
-        index.add_membership(membership, LogPosition(at)).at(op)?;
-        let mut value = vec![OBJ_MEMBERSHIP];
-        value.extend_from_slice(&membership.encode());
-        self.state
-            .transact(None, &mut |t| t.put(T_OBJECTS, &at.to_be_bytes(), &value))
-            .at(op)
-    }
-
     /// Runs `f` in one state transaction reflecting log entry `index`
     /// (already durable). Stamps are kept monotonic: a transaction that
     /// finishes after a later entry's is stamped with that later index,

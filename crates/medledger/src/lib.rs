@@ -92,6 +92,7 @@ mod consent;
 mod custody;
 mod error;
 mod guardian;
+mod identity;
 mod key_unwrap;
 mod ledger;
 #[cfg(feature = "postgres")]
@@ -108,6 +109,7 @@ pub use access::{deny_code, Record, UNWRAP_FAILED_CODE};
 pub use backend::Stores;
 pub use custody::LedgerKey;
 pub use error::{Error, Op, Result};
+pub use identity::LEDGER_ORGANIZATION;
 pub use key_unwrap::KeyUnwrapper;
 pub use ledger::{Ledger, MAX_ORGANIZATION_LEN};
 pub use record::{NewRecord, Written, MAX_RECORD_ID_LEN};

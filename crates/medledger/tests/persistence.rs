@@ -133,10 +133,11 @@ fn concurrent_patients_then_full_verification() {
         }
     });
     let report = ledger.verify().unwrap();
-    assert_eq!((report.entries, report.versions), (24, 12));
+    // 4 registrations, then 12 writes and 12 reads.
+    assert_eq!((report.entries, report.versions), (28, 12));
     for p in &patients {
         let events = ledger.patient_events(&p.id()).unwrap();
-        assert_eq!(events.len(), 6);
+        assert_eq!(events.len(), 7);
         // Each event names the patient's previous one.
         for pair in events.windows(2) {
             assert_eq!(pair[1].1.prev_for_patient, Some(pair[0].0));
