@@ -16,7 +16,10 @@ use medledger::chain::{
     Checkpoint, CosignatureSigner, Ed25519Signer, HashAlg, LogKey, Note, TlogProof,
 };
 use medledger::envelope::{seal, Header, RecipientPublicKey, RecordContext};
-use medledger::grants::{ActorKeys, ActorKind, SensitivitySet};
+use medledger::grants::{
+    Action as GrantAction, ActionSet, ActorKeys, ActorKind, Grant, Grantee, Purpose, PurposeSet,
+    Scope, SensitivitySet, SignedGrant, Validity,
+};
 use medledger::{Ledger, LedgerKey, SharePackage};
 
 const ORIGIN: &str = "fuzz-a.example/ledger";
@@ -82,6 +85,26 @@ pub fn importer() -> &'static Ledger<MemoryNodeStore> {
         let log = LogKey::new(ORIGIN, log_signer().verifier(), HashAlg::Blake3).expect("log key");
         b.trust_log(&log, &[witness().verifier().expect("vkey")], 1)
             .expect("trust");
+        // Importing writes at B: the patient lets the recipient write.
+        let grant = SignedGrant::sign(
+            Grant {
+                issuer: patient().id(),
+                patient: patient().id(),
+                grantee: Grantee::Actor(recipient().id()),
+                parent: None,
+                scope: Scope::All,
+                sensitivity: SensitivitySet::empty(),
+                actions: ActionSet::empty().with(GrantAction::Write),
+                purposes: PurposeSet::empty().with(Purpose::Treat),
+                validity: Validity::new(0, u64::MAX / 2).expect("validity"),
+                max_delegation_depth: 0,
+                issued_at: 0,
+                nonce: [0; 16],
+            },
+            &patient(),
+        )
+        .expect("grant");
+        b.grant(&grant).expect("grant accepted");
         b
     })
 }

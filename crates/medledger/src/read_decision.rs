@@ -1,16 +1,16 @@
 //! The decision and audit step shared by the streaming read and the share
-//! export: the grants engine decides (the patient always reads their own
-//! records), the attempt is logged either way, and only an allowed attempt
+//! export: `Ledger::decide` (the patient and active guardians, then the
+//! grants engine), the attempt is logged either way, and only an allowed attempt
 //! returns the state the caller needs to go on. Break-the-glass reads stay
 //! with [`crate::Ledger::emergency_read`].
 
 use medledger_audit::{Action as AuditAction, Id32, Outcome, RecordRef};
 use medledger_chain::NodeStore;
-use medledger_grants::{Action, ActorId, Decision, LogPosition, Purpose, RecordId, RecordMeta};
+use medledger_grants::{Action, ActorId, Decision, Purpose};
 
-use crate::access::deny_code;
+use crate::access::{deny_code, meta};
 use crate::error::{At, Error, Op, Result};
-use crate::ledger::{audit_purpose, now_ms, Ledger};
+use crate::ledger::{audit_purpose, Ledger};
 use crate::record_state::RecordState;
 
 /// An allowed, logged access.
@@ -52,28 +52,16 @@ impl<N: NodeStore> Ledger<N> {
                 version: Some(version),
             });
         }
-        let request = medledger_grants::Request {
-            actor: *actor,
-            patient: st.patient,
-            record: RecordMeta {
-                id: RecordId::new(record).at(op)?,
-                category: medledger_grants::Category::new(&st.category).at(op)?,
-                labels: st.labels,
-            },
-            action: Action::Read,
+        // The one decision path of reads (patient, active guardians, then
+        // the grants engine), shared with `read`.
+        let decision = self.decide(
+            *actor,
+            st.patient,
+            meta(record, &st, op)?,
+            Action::Read,
             purpose,
-            time: now_ms() / 1000,
-            position: LogPosition(self.audit.size()),
-            break_glass: None,
-        };
-        let decision = if *actor == st.patient {
-            Decision::Allow {
-                chain: Vec::new(),
-                emergency: None,
-            }
-        } else {
-            self.index().decide(&request)
-        };
+            None,
+        );
         let (outcome, chain) = match &decision {
             Decision::Allow { chain, .. } => (
                 Outcome::Success,

@@ -228,10 +228,14 @@ impl<N: NodeStore> Ledger<N> {
     /// Verifies a share package from another organization's ledger
     /// (see the module docs for every check) and stores its record as a
     /// version of `local_id` in this ledger, patient `package.patient`
-    /// (who must be registered here), written by the recipient. The
+    /// (who must be registered here), written by the recipient, who must
+    /// be allowed to write it here like any [`Ledger::write`] (the
+    /// patient, an active guardian, or a grantee of write; a refusal is
+    /// [`Error::AccessDenied`], logged as a denied Create/Update). The
     /// recipient's key unwrapper opens the envelope; the recipient then
     /// reads it like any other record of this ledger, under this
-    /// ledger's grants. A refused package changes nothing.
+    /// ledger's grants. A package that fails verification changes
+    /// nothing.
     ///
     /// ```
     /// use medledger::chain::{CosignatureSigner, Witness};
@@ -255,7 +259,7 @@ impl<N: NodeStore> Ledger<N> {
     ///     issuer: patient.id(), patient: patient.id(),
     ///     grantee: Grantee::Actor(doctor.id()), parent: None, scope: Scope::All,
     ///     sensitivity: SensitivitySet::empty(),
-    ///     actions: ActionSet::empty().with(Action::Read),
+    ///     actions: ActionSet::empty().with(Action::Read).with(Action::Write),
     ///     purposes: PurposeSet::empty().with(Purpose::Treat),
     ///     validity: Validity::new(0, u64::MAX / 2)?,
     ///     max_delegation_depth: 0, issued_at: 0, nonce: Grant::fresh_nonce(),
@@ -267,8 +271,8 @@ impl<N: NodeStore> Ledger<N> {
     /// let package = a.export_share(&doctor.id(), "Observation/1", 1, Purpose::Treat)?;
     ///
     /// b.trust_log(&a.log_key()?, &[witness.signer().verifier()?], 1)?;
+    /// b.grant(&grant)?; // B's writes and reads follow B's grants
     /// b.import_share(&package, &doctor, "a/Observation/1")?;
-    /// b.grant(&grant)?; // B's reads follow B's grants
     /// let record = b.read(&doctor, "a/Observation/1", Purpose::Treat)?;
     /// assert_eq!(&record.body[..], b"{}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -11,7 +11,12 @@ use medledger_audit::{Action as AuditAction, Id32, Outcome, PurposeOfUse, Record
 use medledger_chain::NodeStore;
 use medledger_envelope::header::PREAMBLE_LEN;
 use medledger_envelope::{Decryptor, Encryptor, Header, RecipientPublicKey, RecipientSecretKey};
-use medledger_grants::{ActorId, ActorKind, Category, Purpose, RecordId, SensitivitySet};
+use medledger_grants::{
+    Action as GrantAction, ActorId, ActorKind, Category, DenyReason, Purpose, RecordId, RecordMeta,
+    SensitivitySet,
+};
+
+use crate::access::deny_code;
 use medledger_store::{BlobId, BlobWriter};
 use rand_core::{OsRng, RngCore};
 
@@ -180,10 +185,45 @@ impl<N: NodeStore> Ledger<N> {
         Ok(())
     }
 
+    /// The write decision of `write`, for a streamed record: the reason
+    /// the author may not write it, if any.
+    fn stream_write_denied(
+        &self,
+        rec: &StreamedRecord<'_>,
+        previous_category: &str,
+        op: Op,
+    ) -> Result<Option<DenyReason>> {
+        let mut categories = vec![rec.category];
+        if !previous_category.is_empty() && previous_category != rec.category {
+            categories.push(previous_category);
+        }
+        for category in categories {
+            let meta = RecordMeta {
+                id: RecordId::new(rec.id).at(op)?,
+                category: Category::new(category).at(op)?,
+                labels: rec.labels,
+            };
+            let decision = self.decide(
+                rec.author,
+                rec.patient,
+                meta,
+                GrantAction::Write,
+                Purpose::Treat,
+                None,
+            );
+            if let Some(reason) = decision.deny_reason() {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
+    }
+
     /// [`Ledger::write`] with the body read from `body` in 64 KiB steps:
     /// sealed chunk by chunk into a blob, the ciphertext hashed into the
     /// blinded commitment as it is written. Memory use does not grow with
-    /// the body. If `body` fails, nothing is stored or logged.
+    /// the body. If `body` fails, nothing is stored or logged. Authorized
+    /// like [`Ledger::write`] (the patient, an active guardian, or a
+    /// grantee of write); a refusal is [`Error::AccessDenied`], logged.
     ///
     /// ```
     /// use medledger::{Ledger, LedgerKey, StreamedRecord};
@@ -267,9 +307,40 @@ impl<N: NodeStore> Ledger<N> {
         };
         // As in `write`: labels only accumulate over versions.
         st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
-        st.category = rec.category.to_owned();
+        let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
         st.content_type = rec.content_type.to_owned();
         let version = st.latest;
+        let action = if version == 1 {
+            AuditAction::Create
+        } else {
+            AuditAction::Update
+        };
+        let target = RecordRef {
+            id: rec.id.to_owned(),
+            version,
+        };
+        // Authorized as `write` is: the patient, an active guardian, or a
+        // grantee of write for Treat over the new and the previous
+        // category; a refusal is logged as a denied Create/Update.
+        if let Some(reason) = self.stream_write_denied(rec, &previous_category, op)? {
+            let outcome = Outcome::Denied {
+                code: deny_code(reason),
+                reason: format!("{reason:?}"),
+            };
+            let event = self.event(
+                op,
+                action,
+                &rec.author,
+                &rec.patient,
+                Some(target),
+                PurposeOfUse::Treatment,
+                outcome,
+                Vec::new(),
+                None,
+            )?;
+            let event = self.audit.append(event).at(op)?.index;
+            return Err(Error::AccessDenied { op, reason, event });
+        }
         let ctx = self.context(rec.id, &st, version, op)?;
         let mut recipients = vec![custody.public_key(), x25519_of(&patient)];
         if rec.author != rec.patient {
@@ -302,20 +373,12 @@ impl<N: NodeStore> Ledger<N> {
         let sink = enc.finish().at(op)?;
         let c = *sink.hasher.finalize().as_bytes();
         sink.blob.commit().at(op)?;
-        let action = if version == 1 {
-            AuditAction::Create
-        } else {
-            AuditAction::Update
-        };
         let mut event = self.event(
             op,
             action,
             &rec.author,
             &rec.patient,
-            Some(RecordRef {
-                id: rec.id.to_owned(),
-                version,
-            }),
+            Some(target),
             PurposeOfUse::Treatment,
             Outcome::Success,
             Vec::new(),

@@ -49,7 +49,7 @@ fn grant(patient: &ActorKeys, grantee: &ActorKeys) -> SignedGrant {
             parent: None,
             scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
             sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
+            actions: ActionSet::empty().with(Action::Read).with(Action::Write),
             purposes: PurposeSet::empty().with(Purpose::Treat),
             validity: Validity::new(now() - 60, now() + 3600).unwrap(),
             max_delegation_depth: 0,
@@ -73,7 +73,12 @@ fn world() -> World {
     a.register(clinician.actor(), "b-hospital").unwrap();
     b.register(patient.actor(), "patients").unwrap();
     b.register(clinician.actor(), "b-hospital").unwrap();
-    write(&a, &patient, "Observation/1", br#"{"resourceType":"Observation"}"#);
+    write(
+        &a,
+        &patient,
+        "Observation/1",
+        br#"{"resourceType":"Observation"}"#,
+    );
     let grant = grant(&patient, &clinician);
     a.grant(&grant).unwrap();
     let mut witnesses = Vec::new();
@@ -108,10 +113,9 @@ fn verifiers(ws: &[Witness]) -> Vec<medledger::chain::NoteVerifier> {
 /// B's log, records and verification are as before.
 fn refused(w: &World, bytes: &[u8]) -> Error {
     let (size, records) = (w.b.size(), w.b.records_of(&w.patient.id()).unwrap());
-    let err = w
-        .b
-        .import_share(bytes, &w.clinician, "a/Observation/1")
-        .unwrap_err();
+    let err =
+        w.b.import_share(bytes, &w.clinician, "a/Observation/1")
+            .unwrap_err();
     assert_eq!(w.b.size(), size, "{err}");
     assert_eq!(w.b.records_of(&w.patient.id()).unwrap(), records);
     w.b.verify().unwrap();
@@ -143,12 +147,31 @@ fn resigned_by_nobody(mut p: SharePackage) -> Vec<u8> {
 #[test]
 fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
     let w = world();
-    let imported = w
-        .b
-        .import_share(&w.package, &w.clinician, "a/Observation/1")
-        .unwrap();
+    // Importing writes at B, so B's write policy applies: the clinician
+    // needs the patient's grant of write there (the patient's grant,
+    // signed once, is loaded at B unchanged).
+    let denied =
+        w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+            .unwrap_err();
+    assert!(matches!(
+        denied,
+        Error::AccessDenied {
+            op: medledger::Op::ShareImport,
+            reason: DenyReason::NoGrant,
+            ..
+        }
+    ));
+    assert!(w.b.records_of(&w.patient.id()).unwrap().is_empty());
+    w.b.grant(&w.grant).unwrap();
+    let imported =
+        w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+            .unwrap();
     assert_eq!(
-        (imported.record.as_str(), imported.version, imported.origin.as_str()),
+        (
+            imported.record.as_str(),
+            imported.version,
+            imported.origin.as_str()
+        ),
         ("a/Observation/1", 1, "a.example/ledger")
     );
     assert_eq!((imported.origin_event, imported.checkpoint_size), (0, 2));
@@ -156,20 +179,9 @@ fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
         w.b.imported_from("a/Observation/1", 1).unwrap(),
         Some(imported.clone())
     );
-    // B's own grants govern reads at B: the patient's grant, signed once,
-    // is loaded there too.
-    assert!(matches!(
-        w.b.read(&w.clinician, "a/Observation/1", Purpose::Treat),
-        Err(Error::AccessDenied {
-            reason: DenyReason::NoGrant,
-            ..
-        })
-    ));
-    w.b.grant(&w.grant).unwrap();
-    let record = w
-        .b
-        .read(&w.clinician, "a/Observation/1", Purpose::Treat)
-        .unwrap();
+    let record =
+        w.b.read(&w.clinician, "a/Observation/1", Purpose::Treat)
+            .unwrap();
     assert_eq!(&record.body[..], br#"{"resourceType":"Observation"}"#);
     assert_eq!(record.content_type, "application/fhir+json");
 
@@ -183,15 +195,22 @@ fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
     assert_eq!(export.actor.id.0, *w.clinician.id().as_bytes());
     let disclosures = w.a.disclosure_report(&w.patient.id()).unwrap();
     assert_eq!(disclosures.len(), 1);
-    // B's trail: the import (a Create by the clinician with B's own
-    // commitment), the denied read, the grant, the allowed read.
+    // B's trail: the refused import (a denied Create), the grant, the
+    // import (a Create by the clinician with B's own commitment), the read.
     let b_events = w.b.patient_events(&w.patient.id()).unwrap();
     let actions: Vec<_> = b_events.iter().map(|(_, e)| e.action).collect();
-    assert_eq!(actions, [A::Create, A::Read, A::Grant, A::Read]);
-    let (at, create) = &b_events[0];
+    assert_eq!(actions, [A::Create, A::Grant, A::Create, A::Read]);
+    assert!(matches!(
+        b_events[0].1.outcome,
+        medledger::audit::Outcome::Denied { .. }
+    ));
+    let (at, create) = &b_events[2];
     assert_eq!(*at, imported.event);
     assert_eq!(create.actor.id.0, *w.clinician.id().as_bytes());
-    assert_ne!(create.commitment.as_ref().unwrap().0, imported.origin_commitment);
+    assert_ne!(
+        create.commitment.as_ref().unwrap().0,
+        imported.origin_commitment
+    );
     assert_eq!(w.b.verify().unwrap().versions, 1);
     assert_eq!(w.a.verify().unwrap().versions, 1);
     // A record written at B itself has no provenance.
@@ -266,10 +285,9 @@ fn an_event_of_another_record_or_version_is_refused() {
     let refs: Vec<&Witness> = w.witnesses.iter().collect();
     w.a.checkpoint(&refs).unwrap();
     let swap = |record: &str, version: u64| {
-        let other = w
-            .a
-            .export_share(&w.clinician.id(), record, version, Purpose::Treat)
-            .unwrap();
+        let other =
+            w.a.export_share(&w.clinician.id(), record, version, Purpose::Treat)
+                .unwrap();
         let other = SharePackage::decode(&other).unwrap();
         let mut p = SharePackage::decode(&w.package).unwrap();
         p.event = other.event;
@@ -288,8 +306,7 @@ fn an_event_of_another_record_or_version_is_refused() {
     );
     // The right event with the other version's ciphertext and nonce.
     let v2 = SharePackage::decode(
-        &w.a
-            .export_share(&w.clinician.id(), "Observation/1", 2, Purpose::Treat)
+        &w.a.export_share(&w.clinician.id(), "Observation/1", 2, Purpose::Treat)
             .unwrap(),
     )
     .unwrap();
@@ -371,10 +388,9 @@ fn a_package_for_someone_outside_b_is_refused() {
     let outsider = ActorKeys::generate(ActorKind::Clinician).unwrap();
     w.a.register(outsider.actor(), "c-clinic").unwrap();
     w.a.grant(&grant(&w.patient, &outsider)).unwrap();
-    let pkg = w
-        .a
-        .export_share(&outsider.id(), "Observation/1", 1, Purpose::Treat)
-        .unwrap();
+    let pkg =
+        w.a.export_share(&outsider.id(), "Observation/1", 1, Purpose::Treat)
+            .unwrap();
     let size = w.b.size();
     assert_eq!(
         share_reason(w.b.import_share(&pkg, &outsider, "x").unwrap_err()),
@@ -394,7 +410,10 @@ fn a_package_for_someone_outside_b_is_refused() {
     // Claiming the recipient's id without its key does not open it.
     let mut p = SharePackage::decode(&pkg).unwrap();
     p.recipient = w.clinician.id();
-    assert!(matches!(refused(&w, &p.encode()), Error::SharePackage { .. }));
+    assert!(matches!(
+        refused(&w, &p.encode()),
+        Error::SharePackage { .. }
+    ));
 }
 
 #[test]
@@ -447,6 +466,7 @@ fn every_single_byte_change_is_refused() {
         i += 7;
     }
     assert_eq!(w.b.size(), 0);
+    w.b.grant(&w.grant).unwrap();
     w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
         .unwrap();
 }

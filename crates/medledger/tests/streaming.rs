@@ -237,6 +237,48 @@ fn a_denied_stream_read_is_logged_and_writes_nothing() {
     ));
 }
 
+#[test]
+fn a_streamed_write_is_authorized_like_a_byte_write() {
+    let (ledger, patient) = small_ledger();
+    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let mut rec = meta("ImagingStudy/1", &patient);
+    rec.author = doctor.id();
+    let err = ledger.write_from(&rec, &mut &b"scan"[..]).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::AccessDenied {
+            reason: DenyReason::NoGrant,
+            ..
+        }
+    ));
+    assert!(ledger.records_of(&patient.id()).unwrap().is_empty());
+    let events = ledger.patient_events(&patient.id()).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1.action, medledger::audit::Action::Create);
+    assert!(matches!(
+        events[0].1.outcome,
+        medledger::audit::Outcome::Denied { code: 1, .. }
+    ));
+    // With the patient's grant of write, the same write goes through.
+    let mut g = grant(&patient, &doctor);
+    let body = g.body().clone();
+    g = SignedGrant::sign(
+        Grant {
+            actions: body.actions.with(Action::Write),
+            nonce: Grant::fresh_nonce(),
+            ..body
+        },
+        &patient,
+    )
+    .unwrap();
+    ledger.grant(&g).unwrap();
+    assert_eq!(
+        ledger.write_from(&rec, &mut &b"scan"[..]).unwrap().version,
+        1
+    );
+}
+
 /// Hands out some bytes, then fails.
 struct Failing(u32);
 
