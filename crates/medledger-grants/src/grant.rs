@@ -40,8 +40,13 @@ const MAGIC: &[u8; 4] = b"MLGR";
 const VERSION: u8 = 1;
 
 /// Largest `max_delegation_depth` a grant may carry, so a chain is at most
-/// 16 grants long.
+/// [`MAX_CHAIN_LEN`] grants long.
 pub const MAX_DELEGATION_DEPTH: u8 = 15;
+
+/// Most grants in a delegation chain (the patient's grant and 15 derived
+/// ones): what an audit event can name (medledger-audit's `MAX_GRANTS` is
+/// 16), so every read a chain allows can be logged.
+pub const MAX_CHAIN_LEN: usize = MAX_DELEGATION_DEPTH as usize + 1;
 
 /// The id of a grant: `BLAKE3("medledger-grants/v1 grant-id\0" ‖ encoding)`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -114,7 +114,7 @@ pub mod signed;
 pub use actor::{Actor, ActorId, ActorKeys, ActorKind};
 pub use decision::{Decision, DenyReason, Emergency, Request};
 pub use error::{Error, Result};
-pub use grant::{Grant, GrantId, Grantee, SignedGrant, MAX_DELEGATION_DEPTH};
+pub use grant::{Grant, GrantId, Grantee, SignedGrant, MAX_CHAIN_LEN, MAX_DELEGATION_DEPTH};
 pub use guardian::{AppointmentId, GuardianAppointment, SignedGuardianAppointment};
 pub use index::{GrantIndex, LoadReport, Verification};
 pub use membership::{Membership, MembershipId, Role, SignedMembership};

@@ -341,3 +341,97 @@ fn batch_and_one_by_one_loading_agree() {
     assert_eq!(reports[0].1, vec![7, 257, 300, 507]);
     assert_eq!(reports[0].0.len(), 596);
 }
+
+/// The longest chain an audit event can name is the longest a grant can
+/// start: a patient's grant of depth 15 and 15 derived links allow, naming
+/// all 16 grants; depth 16 is refused when signing and when decoding, and a
+/// 17th link is refused when delegating and denied if forced.
+#[test]
+fn chains_stop_at_sixteen_grants() {
+    assert_eq!(MAX_CHAIN_LEN, 16);
+    let mut w = World::new();
+    let actors: Vec<ActorKeys> = (0..17)
+        .map(|i| keys(ActorKind::Clinician, 40 + i))
+        .collect();
+    for a in &actors {
+        w.index.register_actor(*a.actor());
+    }
+    let mut root = grant(
+        w.patient.id(),
+        w.patient.id(),
+        Grantee::Actor(actors[0].id()),
+    );
+    root.max_delegation_depth = 16;
+    assert_eq!(
+        Signed::sign(root.clone(), &w.patient).unwrap_err(),
+        Error::LimitExceeded {
+            what: "grant",
+            field: "max_delegation_depth",
+            offset: 0,
+            got: 16,
+            max: 15
+        }
+    );
+    root.max_delegation_depth = MAX_DELEGATION_DEPTH;
+    let signed_root = Signed::sign(root.clone(), &w.patient).unwrap();
+    // The depth byte, found as the one byte where depths 15 and 14 differ.
+    root.max_delegation_depth = 14;
+    let other = Signed::sign(root, &w.patient).unwrap().encode();
+    let mut bytes = signed_root.encode();
+    let at = (0..bytes.len()).find(|&i| bytes[i] != other[i]).unwrap();
+    assert_eq!(bytes[at], 15);
+    bytes[at] = 16;
+    assert!(matches!(
+        SignedGrant::decode(&bytes),
+        Err(Error::LimitExceeded {
+            field: "max_delegation_depth",
+            got: 16,
+            max: 15,
+            ..
+        })
+    ));
+
+    let mut grants = vec![signed_root];
+    for i in 1..MAX_CHAIN_LEN {
+        let mut child = grant(
+            actors[i - 1].id(),
+            w.patient.id(),
+            Grantee::Actor(actors[i].id()),
+        );
+        child.max_delegation_depth = MAX_DELEGATION_DEPTH - i as u8;
+        grants.push(Signed::delegate(grants.last().unwrap(), child, &actors[i - 1]).unwrap());
+    }
+    for (i, g) in grants.iter().enumerate() {
+        w.index.add_grant(g, LogPosition(10 + i as u64)).unwrap();
+    }
+    assert_eq!(
+        w.index.decide(&request(actors[15].id(), w.patient.id())),
+        Decision::Allow {
+            chain: grants.iter().map(Signed::id).collect(),
+            emergency: None
+        }
+    );
+
+    let last = grants.last().unwrap();
+    let mut extra = grant(
+        actors[15].id(),
+        w.patient.id(),
+        Grantee::Actor(actors[16].id()),
+    );
+    assert!(matches!(
+        Signed::delegate(last, extra.clone(), &actors[15]),
+        Err(Error::DelegationWidens {
+            field: "max_delegation_depth"
+        })
+    ));
+    extra.parent = Some(last.id());
+    w.index
+        .add_grant(&Signed::sign(extra, &actors[15]).unwrap(), LogPosition(40))
+        .unwrap();
+    assert_eq!(
+        w.index
+            .decide(&request(actors[16].id(), w.patient.id()))
+            .deny_reason(),
+        Some(DenyReason::DelegationTooDeep)
+    );
+}
