@@ -299,3 +299,74 @@ fn terminated_backend_mid_blob_write_leaves_nothing() {
     );
     common::drop_schema(&url, &schema);
 }
+
+/// The first error of this crate in `e`'s source chain.
+fn find_pg<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
+    let mut at: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(pe) = err.downcast_ref::<Error>() {
+            return Some(pe);
+        }
+        at = err.source();
+    }
+    None
+}
+
+#[test]
+fn the_same_ledger_writes_again_after_an_immediate_stop() {
+    use medledger::grants::{ActorKeys, ActorKind, SensitivitySet};
+    use medledger::{Ledger, LedgerKey, NewRecord};
+
+    let Some(url) = common::url("faults::the_same_ledger_writes_again") else {
+        return;
+    };
+    let _g = serial();
+    let schema = common::fresh_schema("ledger_stop");
+    let ledger = Ledger::open_postgres(
+        &url,
+        common::options(&schema, HashAlg::Blake3),
+        "pg.example/ledger",
+        &LedgerKey::from_bytes([5; 32]),
+    )
+    .unwrap();
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
+    ledger.register(patient.actor(), "patients").unwrap();
+    ledger.register(hospital.actor(), "st-mary").unwrap();
+    ledger.trust_organization(hospital.id()).unwrap();
+    let write = |id: &str, body: &[u8]| {
+        ledger.write(&NewRecord {
+            id,
+            patient: patient.id(),
+            author: patient.id(),
+            content_type: "text/plain",
+            category: "Observation",
+            labels: SensitivitySet::empty(),
+            body,
+        })
+    };
+    write("Observation/1", b"before the stop").unwrap();
+    let size = ledger.size();
+    pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    let e = write("Observation/2", b"while down").unwrap_err();
+    let typed = find_pg(&e).unwrap_or_else(|| panic!("no PostgreSQL error in {e}"));
+    assert!(
+        matches!(typed, Error::ConnectionLost { .. } | Error::Connect { .. }),
+        "{typed}"
+    );
+    pg_ctl(&["start", "-w", "-t", "60"]);
+    assert_eq!(ledger.size(), size, "nothing half-written entered the tree");
+    write("Observation/3", b"after the restart").unwrap();
+    let read = |id: &str| {
+        ledger
+            .read(&patient, id, medledger::grants::Purpose::PatientRequest)
+            .unwrap()
+            .body
+            .to_vec()
+    };
+    assert_eq!(read("Observation/1"), b"before the stop");
+    assert_eq!(read("Observation/3"), b"after the restart");
+    ledger.verify().unwrap();
+    drop(ledger);
+    common::drop_schema(&url, &schema);
+}

@@ -98,7 +98,7 @@ fn write(w: &World, id: &str, body: &[u8]) -> medledger::Written {
         .write(&NewRecord {
             id,
             patient: w.patient.id(),
-            author: w.hospital.id(),
+            author: w.patient.id(),
             content_type: "application/fhir+json",
             category: "Observation",
             labels: SensitivitySet::empty(),
