@@ -36,6 +36,11 @@ pub(crate) const T_ACTORS: &str = "actors";
 pub(crate) const T_TRUSTED: &str = "trusted";
 pub(crate) const T_OBJECTS: &str = "objects";
 pub(crate) const T_CHECKPOINTS: &str = "checkpoints";
+/// Signed objects whose log entry may not be durable yet (see
+/// `Ledger::append_object`).
+pub(crate) const T_PENDING: &str = "pending-objects";
+/// Log entries read per batch when resolving pending objects on open.
+const PENDING_SCAN_CHUNK: u64 = 4096;
 
 pub(crate) const OBJ_GRANT: u8 = 1;
 pub(crate) const OBJ_MEMBERSHIP: u8 = 2;
@@ -166,6 +171,7 @@ impl<N: NodeStore> Ledger<N> {
     /// Rebuilds what lives in memory from the state store.
     fn restore(&self) -> Result<()> {
         let op = Op::Open;
+        self.resolve_pending()?;
         let corrupt = |table, reason| Error::CorruptState { op, table, reason };
         {
             let mut index = self.index_mut();
@@ -295,9 +301,15 @@ impl<N: NodeStore> Ledger<N> {
     /// appointment) with its audit `event`, whose `commitment` is set to
     /// `object_id`. Under the index lock, `load` verifies and loads the
     /// object at the log position it takes effect from (the log size
-    /// before the append); the object is then kept in the state, keyed by
-    /// that position, reflecting the event's log index. Returns the index.
-    #[allow(clippy::too_many_arguments)]
+    /// before the append). Returns the event's log index.
+    ///
+    /// Crash safety (the log is the source of truth): the object's bytes
+    /// are made durable in the state table `pending-objects` *before* the
+    /// event is appended, and moved to `objects` (stamped with the event's
+    /// index) after. A crash between the two leaves a pending row, which
+    /// [`Ledger::with_stores`] resolves on open: kept if a durable event
+    /// commits to the object, dropped otherwise. So an object is either
+    /// effective with its event in the log, or absent with no event.
     pub(crate) fn append_object(
         &self,
         op: Op,
@@ -315,14 +327,73 @@ impl<N: NodeStore> Ledger<N> {
         let mut guardians = self.guardians_mut();
         let at = self.audit.size();
         load(&mut index, &mut guardians, LogPosition(at)).at(op)?;
+        let mut pending = vec![tag];
+        pending.extend_from_slice(&at.to_be_bytes());
+        pending.extend_from_slice(bytes);
+        self.state
+            .transact(None, &mut |t| t.put(T_PENDING, &object_id, &pending))
+            .at(op)?;
         event.commitment = Some(Id32(object_id));
-        let logged = self.audit.append(event).at(op)?.index;
+        let logged = match self.audit.append(event) {
+            Ok(r) => r.index,
+            Err(e) => {
+                // Best effort: an entry that never became durable leaves a
+                // pending row that the next open drops anyway.
+                let _ = self
+                    .state
+                    .transact(None, &mut |t| t.delete(T_PENDING, &object_id).map(|_| ()));
+                return Err(e).at(op);
+            }
+        };
         let mut value = vec![tag];
         value.extend_from_slice(bytes);
         self.commit_state(logged, op, &mut |t| {
-            t.put(T_OBJECTS, &at.to_be_bytes(), &value)
+            t.put(T_OBJECTS, &at.to_be_bytes(), &value)?;
+            t.delete(T_PENDING, &object_id).map(|_| ())
         })?;
         Ok(logged)
+    }
+
+    /// Resolves objects left pending by a crash between their state row
+    /// and their log entry (see [`Ledger::append_object`]): an object whose
+    /// event (an audit entry at or after its position whose commitment is
+    /// the object's id) is in the log becomes effective; any other is
+    /// dropped.
+    fn resolve_pending(&self) -> Result<()> {
+        let op = Op::Open;
+        let corrupt = |reason| Error::CorruptState {
+            op,
+            table: T_PENDING,
+            reason,
+        };
+        let len = self.entries.len().at(op)?;
+        for (id, v) in self.state.scan(T_PENDING, b"", usize::MAX).at(op)? {
+            let (&tag, rest) = v.split_first().ok_or(corrupt("empty"))?;
+            let (at, bytes) = rest.split_at_checked(8).ok_or(corrupt("short"))?;
+            let at = u64_from(at).ok_or(corrupt("bad position"))?;
+            let id32: [u8; 32] = id.as_slice().try_into().map_err(|_| corrupt("bad id"))?;
+            let mut logged = false;
+            let mut from = at.min(len);
+            while from < len && !logged {
+                let end = len.min(from.saturating_add(PENDING_SCAN_CHUNK));
+                logged =
+                    self.entries.read_range(from..end).at(op)?.iter().any(|e| {
+                        AuditEvent::decode(e).is_ok_and(|e| e.commitment == Some(Id32(id32)))
+                    });
+                from = end;
+            }
+            let mut value = vec![tag];
+            value.extend_from_slice(bytes);
+            self.state
+                .transact(None, &mut |t| {
+                    if logged {
+                        t.put(T_OBJECTS, &at.to_be_bytes(), &value)?;
+                    }
+                    t.delete(T_PENDING, &id).map(|_| ())
+                })
+                .at(op)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn record_lock(&self, record: &str) -> MutexGuard<'_, ()> {
