@@ -138,6 +138,15 @@ pub enum Error {
     /// it carries in `sourceAttachment`.
     #[error("FHIR Consent: field `{0}` disagrees with the signed grant it carries")]
     FhirMismatch(&'static str),
+    /// A FHIR Consent whose `status` says it is not in force (R4
+    /// ConsentState `inactive`: terminated or replaced; `draft`,
+    /// `proposed`, `rejected`, `entered-in-error`). Only an `active`
+    /// Consent imports as a grant.
+    #[error("FHIR Consent: status `{status}` is not in force; only an active Consent imports as a grant")]
+    ConsentNotInForce {
+        /// The Consent's status code.
+        status: &'static str,
+    },
 }
 
 /// Shorthand for results with this crate's [`Error`].

@@ -160,7 +160,7 @@ fn unsupported_consents_are_refused() {
     refuse(&|c| c.resource_type = "Patient".into());
     refuse(&|c| c.modifier_extension.push(serde_json::json!({"url": "x"})));
     refuse(&|c| c.provision.as_mut().unwrap().kind = Some("deny".into()));
-    refuse(&|c| c.status = "draft".into());
+    refuse(&|c| c.status = "withdrawn".into());
     refuse(&|c| c.date_time = Some("2026-01-01".into()));
     refuse(&|c| c.performer.clear());
     refuse(&|c| {
@@ -169,4 +169,32 @@ fn unsupported_consents_are_refused() {
     });
     assert!(fhir::consent_from_json("{").is_err());
     assert!(fhir::consent_from_json(&" ".repeat(fhir::MAX_CONSENT_JSON_LEN + 1)).is_err());
+}
+
+/// FHIR R4 ConsentState: only `active` is in force. An `inactive` Consent
+/// (terminated or replaced) used to import as an active grant; it and the
+/// other states that are not in force are now refused with a typed error,
+/// whether read from the readable fields or through the signed attachment.
+#[test]
+fn consents_not_in_force_do_not_import() {
+    let signed = &variants()[0];
+    for status in [
+        "inactive",
+        "draft",
+        "proposed",
+        "rejected",
+        "entered-in-error",
+    ] {
+        let mut c = consent(signed);
+        c.status = status.into();
+        let expected = Error::ConsentNotInForce { status };
+        assert_eq!(fhir::grant_from_consent(&c).unwrap_err(), expected);
+        assert_eq!(fhir::signed_from_consent(&c).unwrap_err(), expected);
+        let json = serde_json::to_string(&c).unwrap();
+        let parsed = fhir::consent_from_json(&json).unwrap();
+        assert_eq!(fhir::signed_from_consent(&parsed).unwrap_err(), expected);
+    }
+    let c = consent(signed);
+    assert_eq!(c.status, "active");
+    assert_eq!(&fhir::signed_from_consent(&c).unwrap(), signed);
 }

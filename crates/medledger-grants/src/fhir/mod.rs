@@ -104,7 +104,8 @@ fn action_code(a: Action) -> &'static str {
 }
 
 /// Exports a signed grant as an `active` Consent. (A caller listing revoked
-/// grants sets `status` to `inactive`.)
+/// grants sets `status` to `inactive`; such a Consent does not import back,
+/// [`Error::ConsentNotInForce`].)
 pub fn to_consent(signed: &SignedGrant) -> Result<Consent> {
     let g = signed.body();
     let id = signed.id().0.to_hex();
@@ -247,9 +248,7 @@ pub fn grant_from_consent(c: &Consent) -> Result<Grant> {
     if !c.modifier_extension.is_empty() {
         return Err(fhir("modifierExtension is not supported"));
     }
-    if c.status != "active" && c.status != "inactive" {
-        return Err(fhir("status must be active or inactive"));
-    }
+    check_status(&c.status)?;
     let patient = ref_actor(c.patient.as_ref().ok_or_else(|| fhir("no patient"))?)?;
     let issuer = match c.performer.as_slice() {
         [one] => ref_actor(one)?,
@@ -462,6 +461,29 @@ pub fn signed_from_consent(c: &Consent) -> Result<SignedGrant> {
         return Err(Error::FhirMismatch("id"));
     }
     Ok(signed)
+}
+
+/// Only an `active` Consent is in force. FHIR R4 ConsentState
+/// (<http://hl7.org/fhir/R4/valueset-consent-state-codes.html>): `active`
+/// "is to be followed and enforced"; `inactive` "is terminated or
+/// replaced"; `draft` and `proposed` are not yet in force; `rejected` and
+/// `entered-in-error` never were. Importing any of those as a grant would
+/// allow what the patient withdrew or never gave.
+fn check_status(status: &str) -> Result<()> {
+    const NOT_IN_FORCE: [&str; 5] = [
+        "inactive",
+        "draft",
+        "proposed",
+        "rejected",
+        "entered-in-error",
+    ];
+    if status == "active" {
+        return Ok(());
+    }
+    match NOT_IN_FORCE.iter().find(|s| **s == status) {
+        Some(&status) => Err(Error::ConsentNotInForce { status }),
+        None => Err(fhir("status is not an R4 ConsentState code")),
+    }
 }
 
 fn single<'a>(c: &'a CodeableConcept, system: &str) -> Result<&'a str> {
