@@ -1,6 +1,8 @@
-// Fuzz body for the audit export, event and heads-entry decoders:
+// Fuzz body for the audit export, event, heads-entry and checkpoint-entry
+// decoders:
 // untrusted bytes must never panic; whatever parses must re-encode to the
 // same bytes.
+use medledger_audit::checkpoint_entry;
 use medledger_audit::heads::{HeadLeaf, HeadsEntry};
 use medledger_audit::{verify_export, AuditEvent, Export};
 use medledger_chain::{CosignatureSigner, Ed25519Signer, HashAlg, LogKey, Policy};
@@ -29,6 +31,12 @@ pub fn check(data: &[u8]) {
     }
     if let Ok(leaf) = HeadLeaf::decode(data) {
         assert_eq!(&leaf.encode()[..], data);
+    }
+    if let Ok(issued) = checkpoint_entry::decode(data) {
+        assert_eq!(
+            checkpoint_entry::encode(&issued.note).ok().as_deref(),
+            Some(data)
+        );
     }
     if let Ok(export) = Export::parse(data) {
         assert_eq!(

@@ -11,6 +11,7 @@ use medledger_chain::{
 };
 use medledger_store::EntryLog;
 
+use crate::checkpoint_entry::{self, is_checkpoint_entry};
 use crate::codec::is_audit_entry;
 use crate::error::{Error, Result};
 use crate::event::{AuditEvent, Id32};
@@ -86,7 +87,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<S: NodeStore> AuditLog<S> {
     /// Opens the audit log named `origin` over `entries` and `tree`: catches
     /// the tree up with the entries, then rebuilds the indexes by reading and
-    /// decoding every entry (entries without the audit magic are skipped).
+    /// decoding every entry (entries without the audit magic are skipped),
+    /// and re-adopts the checkpoints kept in checkpoint entries
+    /// ([`crate::checkpoint_entry`]).
     pub fn open(origin: &str, entries: Arc<dyn EntryLog>, mut tree: MerkleLog<S>) -> Result<Self> {
         let len = entries.len()?;
         if tree.size() > len {
@@ -97,6 +100,7 @@ impl<S: NodeStore> AuditLog<S> {
         }
         let mut index = Indexes::new();
         let mut heads = HashMap::new();
+        let mut restored = Vec::new();
         let mut at = 0;
         while at < len {
             let end = len.min(at + REBUILD_CHUNK);
@@ -106,6 +110,10 @@ impl<S: NodeStore> AuditLog<S> {
                 tree.append_batch(chunk.iter().skip(skip))?;
             }
             for (i, bytes) in (at..end).zip(&chunk) {
+                if is_checkpoint_entry(bytes) {
+                    restored.push(checkpoint_entry::decode(bytes)?);
+                    continue;
+                }
                 if !is_audit_entry(bytes) {
                     continue;
                 }
@@ -115,7 +123,7 @@ impl<S: NodeStore> AuditLog<S> {
             }
             at = end;
         }
-        Ok(AuditLog {
+        let log = AuditLog {
             origin: origin.to_owned(),
             entries,
             inner: Mutex::new(Inner {
@@ -128,7 +136,11 @@ impl<S: NodeStore> AuditLog<S> {
                 heads_tree: None,
             }),
             appended: Condvar::new(),
-        })
+        };
+        for issued in restored {
+            log.restore_checkpoint(issued)?;
+        }
+        Ok(log)
     }
 
     /// The log's origin line.
@@ -266,10 +278,12 @@ impl<S: NodeStore> AuditLog<S> {
 
     /// Appends a heads entry (the root of a Merkle tree over every
     /// patient's last event index, see [`crate::heads`]) and signs a
-    /// checkpoint at the size just after it, as [`AuditLog::checkpoint`].
+    /// checkpoint at the size just after it, as [`AuditLog::checkpoint`];
+    /// then appends the signed note as a checkpoint entry
+    /// ([`crate::checkpoint_entry`]), which [`AuditLog::open`] restores.
     /// Patient exports under such a checkpoint prove the patient's head,
     /// so a withheld tail of its events is detected. Appends wait while
-    /// the entry is written (one durable append).
+    /// the two entries are written (two durable appends).
     pub fn checkpoint_with_heads<W: WitnessStateStore>(
         &self,
         signer: &Ed25519Signer,
@@ -304,7 +318,18 @@ impl<S: NodeStore> AuditLog<S> {
         }
         g.tree.append_leaf_hash(alg.leaf_hash(&bytes))?;
         g.heads_tree = Some((index, Arc::new(tree)));
-        self.sign(&mut g, signer, time, witnesses)
+        let issued = self.sign(&mut g, signer, time, witnesses)?;
+        // Keep the signed note in the log, so `open` restores it.
+        let entry = checkpoint_entry::encode(&issued.note)?;
+        let at = self.entries.append(&entry)?;
+        if at != g.tree.size() {
+            return Err(Error::LogMismatch {
+                entries: at,
+                leaves: g.tree.size(),
+            });
+        }
+        g.tree.append_leaf_hash(alg.leaf_hash(&entry))?;
+        Ok(issued)
     }
 
     fn sign<W: WitnessStateStore>(
@@ -368,9 +393,15 @@ impl<S: NodeStore> AuditLog<S> {
     /// Adopts a checkpoint issued earlier (e.g. persisted by the caller and
     /// restored after a restart). It must describe this tree and follow the
     /// last adopted checkpoint.
+    ///
+    /// Adopting a checkpoint already adopted (e.g. restored on open from
+    /// its checkpoint entry) does nothing.
     pub fn restore_checkpoint(&self, issued: IssuedCheckpoint) -> Result<()> {
         let mut g = lock(&self.inner);
         let cp = &issued.checkpoint;
+        if g.checkpoints.iter().any(|c| c.checkpoint == *cp) {
+            return Ok(());
+        }
         if cp.origin != self.origin || cp.size > g.tree.size() {
             return Err(Error::CheckpointMismatch {
                 reason: "origin or size is not this log's",

@@ -81,6 +81,7 @@
 pub mod audit_log;
 pub mod auditor;
 pub mod batch_proof;
+pub mod checkpoint_entry;
 pub mod codec;
 pub mod embedded;
 pub mod error;

@@ -28,13 +28,13 @@ fn heads_entries_sit_before_each_checkpoint() {
     let cps = f.log.checkpoints();
     assert_eq!(
         cps.iter().map(|c| c.checkpoint.size).collect::<Vec<_>>(),
-        [6, 11]
+        [6, 12]
     );
-    // Heads entries are log entries but not audit events.
-    assert!(matches!(
-        f.log.event(5),
-        Err(Error::NoSuchEvent { index: 5 })
-    ));
+    // Heads entries (5, 11) and checkpoint entries (6, 12) are log entries
+    // but not audit events.
+    for i in [5, 6, 11, 12] {
+        assert!(matches!(f.log.event(i), Err(Error::NoSuchEvent { index }) if index == i));
+    }
     let a: Vec<u64> = f
         .log
         .patient_events(&patient_a())
@@ -42,7 +42,7 @@ fn heads_entries_sit_before_each_checkpoint() {
         .iter()
         .map(|(i, _)| *i)
         .collect();
-    assert_eq!(a, [0, 1, 2, 4, 6, 7, 8]);
+    assert_eq!(a, [0, 1, 2, 4, 7, 8, 9]);
     assert_eq!(f.log.emergency_pending().unwrap().len(), 1);
 }
 
@@ -56,19 +56,19 @@ fn patient_export_proves_its_tail() {
         .to_json()
         .unwrap();
     let r = verify_patient_export(json.as_bytes(), &f.policy, &patient_a()).unwrap();
-    assert_eq!(indexes(&r), [0, 1, 2, 4, 6, 7, 8]);
-    assert_eq!(r.head, Some(CommittedHead::At(8)));
+    assert_eq!(indexes(&r), [0, 1, 2, 4, 7, 8, 9]);
+    assert_eq!(r.head, Some(CommittedHead::At(9)));
     assert!(r.tail_complete());
-    assert_eq!(r.to_size, 11);
-    assert!(r.to_text().contains("checkpoint commits last event #8"));
+    assert_eq!(r.to_size, 12);
+    assert!(r.to_text().contains("checkpoint commits last event #9"));
 
-    // Between the checkpoints: 6, 7, 8.
+    // Between the checkpoints: 7, 8, 9.
     let range = f.log.export_patient(&patient_a(), Some(0), 1).unwrap();
     let r = verify_export(range.to_json().unwrap().as_bytes(), &f.policy).unwrap();
-    assert_eq!((indexes(&r), r.from_size), (vec![6, 7, 8], 6));
-    assert_eq!(r.head, Some(CommittedHead::At(8)));
+    assert_eq!((indexes(&r), r.from_size), (vec![7, 8, 9], 6));
+    assert_eq!(r.head, Some(CommittedHead::At(9)));
 
-    // Under the first checkpoint alone, the head is 4.
+    // Under the first checkpoint alone, B's head is 3.
     let first = f.log.export_patient(&patient_b(), None, 0).unwrap();
     let r = verify_export(first.to_json().unwrap().as_bytes(), &f.policy).unwrap();
     assert_eq!((indexes(&r), r.head), (vec![3], Some(CommittedHead::At(3))));
@@ -103,11 +103,14 @@ fn patient_with_no_events_gets_a_verifiable_answer() {
     assert!(r.events.is_empty() && r.tail_complete());
     assert!(r.to_text().contains("checkpoint commits no events"));
 
-    // B's events in [6, 11) are only 9; a range export from checkpoint 0
-    // holds it, and B's head is 9.
+    // B's events in [6, 12) are only 10; a range export from checkpoint 0
+    // holds it, and B's head is 10.
     let b = f.log.export_patient(&patient_b(), Some(0), 1).unwrap();
     let r = verify_export(b.to_json().unwrap().as_bytes(), &f.policy).unwrap();
-    assert_eq!((indexes(&r), r.head), (vec![9], Some(CommittedHead::At(9))));
+    assert_eq!(
+        (indexes(&r), r.head),
+        (vec![10], Some(CommittedHead::At(10)))
+    );
 
     // Claiming "no events" for A with the leaves that prove nobody's
     // absence fails: they do not bracket A.
@@ -119,7 +122,7 @@ fn patient_with_no_events_gets_a_verifiable_answer() {
     assert_eq!(item, "heads");
 }
 
-/// The operator's options for hiding A's last events (7 and 8) from an
+/// The operator's options for hiding A's last events (8 and 9) from an
 /// export under the checkpoint that covers them.
 #[test]
 fn tail_truncated_exports_fail_with_a_named_error() {
@@ -133,7 +136,7 @@ fn tail_truncated_exports_fail_with_a_named_error() {
             source(verify_export(e.to_json().unwrap().as_bytes(), &f.policy).unwrap_err());
         assert_eq!(item, "heads");
         assert!(
-            matches!(err, Error::PatientHeadMismatch { committed: Some(8), last_exported: Some(x) }
+            matches!(err, Error::PatientHeadMismatch { committed: Some(9), last_exported: Some(x) }
                 if x == full.events[keep - 1].index),
             "{err:?}"
         );
@@ -141,7 +144,7 @@ fn tail_truncated_exports_fail_with_a_named_error() {
         // 2. The batch proof rebuilt for the remaining events and the heads
         //    entry (the operator holds the tree).
         let mut idx: Vec<u64> = e.events.iter().map(|x| x.index).collect();
-        idx.push(10);
+        idx.push(11);
         e.proof = f.log.export_events(&idx, 1).unwrap().proof;
         let (item, err) =
             source(verify_export(e.to_json().unwrap().as_bytes(), &f.policy).unwrap_err());
@@ -183,7 +186,7 @@ fn a_resigned_fork_without_the_tail_fails_the_witness_quorum() {
         .into_iter()
         .take(5)
     {
-        assert!(i < 7);
+        assert!(i < 8);
         fork.append(e).unwrap();
     }
     assert!(fork
@@ -259,7 +262,7 @@ fn heads_export_tampering_names_the_item() {
 }
 
 #[test]
-fn heads_survive_reopen_and_later_checkpoints() {
+fn checkpoints_and_heads_survive_reopen() {
     let entries = Arc::new(MemoryLog::new());
     let f = fixture();
     let log = AuditLog::open(
@@ -290,10 +293,15 @@ fn heads_survive_reopen_and_later_checkpoints() {
         .unwrap();
     let cps = log.checkpoints();
     drop(log);
+    // The checkpoints come back from their checkpoint entries; restoring
+    // them again (as an embedder that kept them would) changes nothing.
     let reopened = AuditLog::open(ORIGIN, entries, MerkleLog::in_memory(HashAlg::Blake3)).unwrap();
-    for c in cps {
+    assert_eq!(reopened.checkpoints(), cps);
+    for c in cps.clone() {
         reopened.restore_checkpoint(c).unwrap();
     }
+    assert_eq!(reopened.checkpoints(), cps);
+    assert_eq!(reopened.size(), 4 + 2 + 1 + 2);
     // The older checkpoint's heads tree is rebuilt from the indexes.
     for (to, head) in [(0, 3), (1, 3)] {
         let e = reopened.export_patient(&patient_a(), None, to).unwrap();

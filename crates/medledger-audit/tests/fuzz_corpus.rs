@@ -45,10 +45,12 @@ fn valid_seeds_verify() {
     }
     let heads = std::fs::read(dir.join("heads_entry.bin")).unwrap();
     medledger_audit::heads::HeadsEntry::decode(&heads).unwrap();
+    let cp = std::fs::read(dir.join("checkpoint_entry.bin")).unwrap();
+    medledger_audit::checkpoint_entry::decode(&cp).unwrap();
 }
 
 /// Rewrites the valid seeds (exports of the scripted history, a heads
-/// entry, encoded events of every kind) and two invalid ones after a
+/// entry, a checkpoint entry, encoded events of every kind) and two invalid ones after a
 /// format change:
 /// `cargo test -p medledger-audit --test fuzz_corpus -- --ignored write_seeds`.
 #[test]
@@ -98,6 +100,12 @@ fn write_seeds() {
         root: medledger_chain::Hash([0x5c; 32]),
     };
     std::fs::write(dir.join("heads_entry.bin"), heads.encode().unwrap()).unwrap();
+    let note = &f.log.checkpoints()[0].note;
+    std::fs::write(
+        dir.join("checkpoint_entry.bin"),
+        medledger_audit::checkpoint_entry::encode(note).unwrap(),
+    )
+    .unwrap();
     for (k, e) in common::every_kind().iter().enumerate().step_by(3) {
         std::fs::write(dir.join(format!("event_{k}.bin")), e.encode().unwrap()).unwrap();
     }
