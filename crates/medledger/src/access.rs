@@ -200,10 +200,15 @@ impl<N: NodeStore> Ledger<N> {
                 version: Some(version),
             });
         }
+        // Decided with this version's own labels.
+        let labels = self.version_labels(record, &st, version, op)?;
         let decision = self.decide(
             actor,
             st.patient,
-            meta(record, &st, op)?,
+            RecordMeta {
+                labels,
+                ..meta(record, &st, op)?
+            },
             Action::Read,
             purpose,
             break_glass,

@@ -60,14 +60,15 @@ impl<N: NodeStore> Ledger<N> {
             for record in self.records_of(&body.patient)? {
                 let _guard = self.record_lock(&record);
                 let st = self.record_state(&record, op)?;
-                if st.erased
-                    || !body.scope.covers(&meta(&record, &st, op)?)
-                    || !st.labels.is_subset(body.sensitivity)
-                {
+                if st.erased || !body.scope.covers(&meta(&record, &st, op)?) {
                     continue;
                 }
                 for v in 1..=st.latest {
-                    self.add_reader(&record, &st, v, &reader, op)?;
+                    // Only versions whose own labels the grant includes.
+                    let labels = self.version_labels(&record, &st, v, op)?;
+                    if labels.is_subset(body.sensitivity) {
+                        self.add_reader(&record, &st, v, &reader, op)?;
+                    }
                 }
             }
         }

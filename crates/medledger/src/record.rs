@@ -16,7 +16,10 @@ use rand_core::{OsRng, RngCore};
 
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::Ledger;
-use crate::record_state::{commitment, patient_record_key, version_key, RecordState, VersionState};
+use crate::record_state::{
+    commitment, decode_labels, encode_labels, patient_record_key, version_key, RecordState,
+    VersionState, T_VERSION_LABELS,
+};
 
 pub(crate) const T_RECORDS: &str = "records";
 pub(crate) const T_VERSIONS: &str = "versions";
@@ -90,6 +93,26 @@ impl<N: NodeStore> Ledger<N> {
             op,
             table: T_VERSIONS,
             reason: "version state does not decode",
+        })
+    }
+
+    /// The labels `version` is decided with: its own, or the record's
+    /// union for a version stored without them (see `record_state`).
+    pub(crate) fn version_labels(
+        &self,
+        record: &str,
+        st: &RecordState,
+        version: u64,
+        op: Op,
+    ) -> Result<SensitivitySet> {
+        let row = self
+            .state
+            .get(T_VERSION_LABELS, &version_key(record, version))
+            .at(op)?;
+        decode_labels(row.as_deref(), st).ok_or(Error::CorruptState {
+            op,
+            table: T_VERSION_LABELS,
+            reason: "version labels do not decode",
         })
     }
 
@@ -187,9 +210,9 @@ impl<N: NodeStore> Ledger<N> {
             }
             Err(e) => return Err(e),
         };
-        // Labels are kept per record and apply to every version, so a new
-        // version may only add labels: dropping one would expose the earlier
-        // labelled versions to grants that exclude it.
+        // Each version is decided with its own labels (kept in its version
+        // state); the record keeps their union for code that has no version
+        // at hand, which can then only be more restrictive.
         st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
         let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
         st.content_type = rec.content_type.to_owned();
@@ -264,6 +287,7 @@ impl<N: NodeStore> Ledger<N> {
         self.commit_state(index, op, &mut |t| {
             t.put(T_RECORDS, rk, &rv)?;
             t.put(T_VERSIONS, &vk, &vv)?;
+            t.put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels))?;
             t.put(T_BLOBS, &blob.0, &vk)?;
             t.put(T_PATIENT_RECORDS, &pk, &[])
         })?;
@@ -460,6 +484,7 @@ impl<N: NodeStore> Ledger<N> {
             t.put(T_RECORDS, record.as_bytes(), &rv)?;
             for (vk, vs) in &versions {
                 t.delete(T_VERSIONS, vk)?;
+                t.delete(T_VERSION_LABELS, vk)?;
                 t.delete(T_BLOBS, &vs.blob.0)?;
             }
             Ok(())

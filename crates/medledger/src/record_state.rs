@@ -15,6 +15,19 @@
 //! blob id (32) ‖ commitment nonce (32) ‖ log index (u64 BE) ‖ commitment (32)
 //! ```
 //!
+//! # Version labels (table `version-labels`, same key as `versions`)
+//!
+//! ```text
+//! labels (u16 BE, SensitivitySet bits)
+//! ```
+//!
+//! Each version's decision uses its own labels, written in the same
+//! transaction as its version state. A version without a labels row
+//! (written before labels were kept per version, or by a path that does
+//! not record them) is decided with the record's labels, the union over
+//! all its versions, which is never less restrictive. The record state
+//! keeps that union for code that has no version at hand (fail-closed).
+//!
 //! # Blinded commitment (in the log entry)
 //!
 //! `BLAKE3-derive_key("medledger/v1 record commitment", nonce ‖ body)` over
@@ -128,6 +141,24 @@ impl VersionState {
     }
 }
 
+/// Table of per-version labels (see the module docs).
+pub(crate) const T_VERSION_LABELS: &str = "version-labels";
+
+/// A version's labels row.
+pub(crate) fn encode_labels(labels: SensitivitySet) -> [u8; 2] {
+    labels.bits().to_be_bytes()
+}
+
+/// The labels a version is decided with: its own row if there is one and it
+/// decodes, else the record's union (`None` for a row that does not decode,
+/// which the caller reports as corruption).
+pub(crate) fn decode_labels(row: Option<&[u8]>, record: &RecordState) -> Option<SensitivitySet> {
+    match row {
+        None => Some(record.labels),
+        Some(b) => SensitivitySet::from_bits(u16::from_be_bytes(b.try_into().ok()?)),
+    }
+}
+
 pub(crate) fn version_key(record: &str, version: u64) -> Vec<u8> {
     let mut k = record.as_bytes().to_vec();
     k.push(0);
@@ -188,6 +219,17 @@ mod tests {
         };
         assert_eq!(VersionState::decode(&vs.encode()), Some(vs));
         assert_eq!(VersionState::decode(&vs.encode()[1..]), None);
+    }
+
+    #[test]
+    fn version_labels_fall_back_to_the_union_and_refuse_unknown_bits() {
+        let st = sample();
+        let hiv = SensitivitySet::from_bits(0b1).unwrap();
+        assert_eq!(encode_labels(hiv), [0, 1]);
+        assert_eq!(decode_labels(Some(&encode_labels(hiv)), &st), Some(hiv));
+        assert_eq!(decode_labels(None, &st), Some(st.labels));
+        assert_eq!(decode_labels(Some(&[0xff, 0xff]), &st), None);
+        assert_eq!(decode_labels(Some(&[0]), &st), None);
     }
 
     #[test]

@@ -237,17 +237,15 @@ fn sensitive_records_need_the_label_in_the_grant() {
     );
 }
 
-/// A new version written without a label must not open the earlier
-/// labelled version to a grant that excludes that label.
+/// Each version is decided with its own labels: a new version written
+/// without a label is readable under a grant that excludes the label, but
+/// it never opens the earlier labelled version, and a later labelled
+/// version is excluded again.
 #[test]
-fn an_unlabelled_new_version_does_not_expose_a_labelled_old_one() {
+fn each_version_is_decided_with_its_own_labels() {
     let w = world();
-    write(
-        &w,
-        "Observation/hiv",
-        b"sensitive v1",
-        SensitivitySet::empty().with(Sensitivity::Hiv),
-    );
+    let hiv = SensitivitySet::empty().with(Sensitivity::Hiv);
+    write(&w, "Observation/hiv", b"sensitive v1", hiv);
     write(&w, "Observation/hiv", b"plain v2", SensitivitySet::empty());
     grant_to(&w, &w.doctor);
     assert_eq!(
@@ -258,9 +256,31 @@ fn an_unlabelled_new_version_does_not_expose_a_labelled_old_one() {
         DenyReason::ExcludedSensitivity
     );
     assert_eq!(
+        &w.ledger
+            .read(&w.doctor, "Observation/hiv", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"plain v2"
+    );
+    write(&w, "Observation/hiv", b"sensitive v3", hiv);
+    assert_eq!(
         denied(w.ledger.read(&w.doctor, "Observation/hiv", Purpose::Treat)),
         DenyReason::ExcludedSensitivity
     );
+    assert_eq!(
+        &w.ledger
+            .read_version(&w.doctor, "Observation/hiv", 2, Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"plain v2"
+    );
+    // The patient reads every version.
+    for v in 1..=3 {
+        assert!(w
+            .ledger
+            .read_version(&w.patient, "Observation/hiv", v, Purpose::PatientRequest)
+            .is_ok());
+    }
 }
 
 #[test]
