@@ -70,6 +70,11 @@ impl DataKey {
         &self.0
     }
 
+    /// The key's own storage, so a key can be decrypted into it in place.
+    pub(crate) fn as_mut_bytes(&mut self) -> &mut [u8; DATA_KEY_LEN] {
+        &mut self.0
+    }
+
     /// `HKDF-Expand(dk, info_parts…, 32)`.
     pub(crate) fn derive(&self, info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
@@ -156,7 +161,9 @@ impl RecipientSecretKey {
     /// The secret key's 32 bytes, in a buffer wiped on drop, for storage in
     /// a key store.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.0.to_bytes())
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(self.0.as_bytes());
+        out
     }
 
     /// The public key to wrap data keys to.

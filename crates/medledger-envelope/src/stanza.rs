@@ -15,13 +15,13 @@
 //! The all-zero nonce is safe because every `kek` is used exactly once: it
 //! depends on a fresh ephemeral key.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
 use hkdf::Hkdf;
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
 use x25519_dalek::{EphemeralSecret, PublicKey, SharedSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::keys::{
@@ -58,15 +58,20 @@ impl Stanza {
         }
         let kek = kek(&shared, &ephemeral, recipient.as_bytes());
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(kek.as_ref()));
-        let sealed = cipher
-            .encrypt(&Nonce::default(), dk.as_bytes().as_slice())
-            .map_err(|_| Error::BadHeader {
-                what: "data key wrapping failed",
-            })?;
-        let wrapped =
-            <[u8; WRAPPED_LEN]>::try_from(sealed.as_slice()).map_err(|_| Error::BadHeader {
-                what: "wrapped key length",
-            })?;
+        // Encrypted in place in the stanza's own array: the data key is
+        // copied only there, and overwritten by its ciphertext.
+        let mut wrapped = [0u8; WRAPPED_LEN];
+        let (sealed, tag_out) = wrapped.split_at_mut(DATA_KEY_LEN);
+        sealed.copy_from_slice(dk.as_bytes());
+        match cipher.encrypt_in_place_detached(&Nonce::default(), b"", sealed) {
+            Ok(tag) => tag_out.copy_from_slice(&tag),
+            Err(_) => {
+                wrapped.zeroize();
+                return Err(Error::BadHeader {
+                    what: "data key wrapping failed",
+                });
+            }
+        }
         Ok(Stanza {
             key_id: recipient.key_id(),
             ephemeral,
@@ -85,14 +90,17 @@ impl Stanza {
         let recipient = secret.public_key();
         let kek = kek(&shared, &self.ephemeral, recipient.as_bytes());
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(kek.as_ref()));
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(&Nonce::default(), self.wrapped.as_slice())
-                .map_err(|_| Error::StanzaUnwrapFailed { index })?,
-        );
-        let bytes = <[u8; DATA_KEY_LEN]>::try_from(plain.as_slice())
+        let (sealed, tag) = self.wrapped.split_at(DATA_KEY_LEN);
+        // Decrypted in place inside the key itself, which wipes on drop:
+        // the data key never sits in an unwiped buffer, also when the tag
+        // fails (aes-gcm checks the tag before decrypting).
+        let mut dk = DataKey::from_bytes([0u8; DATA_KEY_LEN]);
+        let buffer = dk.as_mut_bytes();
+        buffer.copy_from_slice(sealed);
+        cipher
+            .decrypt_in_place_detached(&Nonce::default(), b"", buffer, Tag::from_slice(tag))
             .map_err(|_| Error::StanzaUnwrapFailed { index })?;
-        Ok(DataKey::from_bytes(bytes))
+        Ok(dk)
     }
 
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
@@ -154,6 +162,24 @@ mod tests {
         assert_eq!(decoded, stanza);
         assert!(rest.is_empty());
         assert!(Stanza::decode(&encoded[..STANZA_LEN - 1]).is_err());
+    }
+
+    /// Any changed bit of the wrapped key or its tag fails to unwrap; the
+    /// untouched stanza still unwraps to the exact key.
+    #[test]
+    fn tampered_wrapped_keys_fail_to_unwrap() {
+        let alice = RecipientSecretKey::generate();
+        let dk = DataKey::from_bytes([9; 32]);
+        let stanza = Stanza::wrap(&dk, &alice.public_key(), 0, &mut OsRng).unwrap();
+        for bit in 0..WRAPPED_LEN * 8 {
+            let mut bad = stanza.clone();
+            bad.wrapped[bit / 8] ^= 1 << (bit % 8);
+            assert!(matches!(
+                bad.unwrap(&alice, 1),
+                Err(Error::StanzaUnwrapFailed { index: 1 })
+            ));
+        }
+        assert_eq!(stanza.unwrap(&alice, 0).unwrap().as_bytes(), &[9; 32]);
     }
 
     #[test]
