@@ -165,7 +165,7 @@ impl<N: NodeStore> Ledger<N> {
         let (Some(note), Some(path)) = (receipt.checkpoint, receipt.proof) else {
             return Err(Error::NoCheckpoint { op });
         };
-        let allowed = self.authorize_read(
+        let allowed = self.decide_read(
             recipient,
             record,
             Some(version),
@@ -173,7 +173,33 @@ impl<N: NodeStore> Ledger<N> {
             AuditAction::Export,
             op,
         )?;
-        let st = allowed.st;
+        // Build first, then log what really happened (as `read` does).
+        let built = self.build_package(
+            recipient,
+            record,
+            version,
+            &allowed.st,
+            &recipient_key,
+            (note, path.path),
+            op,
+        );
+        let (package, _) = self.log_allowed(&allowed, record, AuditAction::Export, built, op)?;
+        Ok(package)
+    }
+
+    /// The encoded, signed package of `version` of `record` for
+    /// `recipient`, against checkpoint `note` with inclusion `path`.
+    #[allow(clippy::too_many_arguments)]
+    fn build_package(
+        &self,
+        recipient: &ActorId,
+        record: &str,
+        version: u64,
+        st: &crate::record_state::RecordState,
+        recipient_key: &medledger_envelope::RecipientPublicKey,
+        (note, path): (String, Vec<medledger_chain::Hash>),
+        op: Op,
+    ) -> Result<Vec<u8>> {
         let (vs, stored) = {
             let _guard = self.record_lock(record);
             self.envelope(record, version, op)?
@@ -185,12 +211,13 @@ impl<N: NodeStore> Ledger<N> {
                 what: format!("ciphertext of {record} v{version} does not match its commitment"),
             });
         }
-        let ctx = self.context(record, &st, version, op)?;
-        let custody = self.custody_key(record, &st, op)?;
+        let ctx = self.context(record, st, version, op)?;
+        let custody = self.custody_key(record, st, op)?;
         let envelope =
-            medledger_envelope::rewrap(&stored, &ctx, &custody, &[recipient_key]).at(op)?;
+            medledger_envelope::rewrap(&stored, &ctx, &custody, &[*recipient_key]).at(op)?;
         let event = self.audit.event(vs.event).at(op)?.encode().at(op)?;
-        if self.audit.alg().leaf_hash(&event) != receipt.leaf_hash {
+        let leaf = self.audit.receipt(vs.event).at(op)?.leaf_hash;
+        if self.audit.alg().leaf_hash(&event) != leaf {
             return Err(Error::VerificationFailed {
                 op,
                 what: format!("log entry {} does not re-encode to its leaf", vs.event),
@@ -199,7 +226,7 @@ impl<N: NodeStore> Ledger<N> {
         let proof = TlogProof {
             extra: None,
             index: vs.event,
-            path: path.path,
+            path,
             checkpoint: Note::parse(note.as_bytes()).at(op)?,
         }
         .to_text()

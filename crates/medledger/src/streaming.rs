@@ -420,31 +420,22 @@ impl<N: NodeStore> Ledger<N> {
         })
     }
 
-    /// [`Ledger::read_version`] (or [`Ledger::read`] when `version` is
-    /// `None`) into `out`: the same decision, the same audit event either
-    /// way, and only on allow is the body decrypted, chunk by chunk, each
-    /// chunk written only after its tag verified. The ciphertext is checked
-    /// against its logged commitment before any plaintext is written.
-    /// If a later chunk fails, `out` has received the chunks before it:
-    /// discard what was written on error.
-    pub fn read_to(
+    /// Adds the reader's wrap if needed, checks the stored ciphertext
+    /// against its commitment (first pass), has the caller's unwrapper
+    /// open its stanza, and returns a decryptor over a second reader of
+    /// the same blob.
+    fn open_stream(
         &self,
         reader: &dyn KeyUnwrapper,
         record: &str,
-        version: Option<u64>,
-        purpose: Purpose,
-        out: &mut dyn Write,
-    ) -> Result<StreamedRead> {
-        let op = Op::Read;
-        let actor = reader.actor();
-        // Wrap only to the key registered for the actor (see `read`).
-        let reader_key = x25519_of(&self.actor(&actor, op)?);
-        let allowed =
-            self.authorize_read(&actor, record, version, purpose, AuditAction::Read, op)?;
-        let version = allowed.version;
+        st: &RecordState,
+        version: u64,
+        reader_key: &RecipientPublicKey,
+        op: Op,
+    ) -> Result<Decryptor<Box<dyn Read + Send + '_>>> {
         let (vs, mut check, mut blob) = {
             let _guard = self.record_lock(record);
-            self.add_reader_streaming(record, &allowed.st, version, &reader_key, op)?;
+            self.add_reader_streaming(record, st, version, reader_key, op)?;
             let vs = self.version_state(record, version, op)?;
             // Both opened under the lock: a concurrent rewrap replaces the
             // blob, and an open reader keeps the version it opened.
@@ -465,17 +456,43 @@ impl<N: NodeStore> Ledger<N> {
             });
         }
         let header = Header::read_from(&mut blob).at(op)?;
-        let ctx = self.context(record, &allowed.st, version, op)?;
+        let ctx = self.context(record, st, version, op)?;
         let dk = reader.unwrap_data_key(&header, &ctx).at(op)?;
-        let bytes = Decryptor::with_data_key(blob, header, &dk, &ctx)
-            .at(op)?
-            .copy_to(out)
-            .at(op)?;
+        Decryptor::with_data_key(blob, header, &dk, &ctx).at(op)
+    }
+
+    /// [`Ledger::read_version`] (or [`Ledger::read`] when `version` is
+    /// `None`) into `out`: the same decision, the same audit event either
+    /// way, and only on allow is the body decrypted, chunk by chunk, each
+    /// chunk written only after its tag verified. The ciphertext is checked
+    /// against its logged commitment before any plaintext is written.
+    /// If a later chunk fails, `out` has received the chunks before it:
+    /// discard what was written on error.
+    pub fn read_to(
+        &self,
+        reader: &dyn KeyUnwrapper,
+        record: &str,
+        version: Option<u64>,
+        purpose: Purpose,
+        out: &mut dyn Write,
+    ) -> Result<StreamedRead> {
+        let op = Op::Read;
+        let actor = reader.actor();
+        // Wrap only to the key registered for the actor (see `read`).
+        let reader_key = x25519_of(&self.actor(&actor, op)?);
+        let allowed = self.decide_read(&actor, record, version, purpose, AuditAction::Read, op)?;
+        let version = allowed.version;
+        // Allowed by policy: wrap, check the commitment and unwrap first,
+        // then log what really happened (as `read` does), and only then
+        // write plaintext.
+        let opened = self.open_stream(reader, record, &allowed.st, version, &reader_key, op);
+        let (plain, event) = self.log_allowed(&allowed, record, AuditAction::Read, opened, op)?;
+        let bytes = plain.copy_to(out).at(op)?;
         Ok(StreamedRead {
             version,
             content_type: allowed.st.content_type,
             bytes,
-            event: allowed.event,
+            event,
         })
     }
 }
