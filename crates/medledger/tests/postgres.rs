@@ -59,7 +59,6 @@ struct World {
     patient: ActorKeys,
     doctor: ActorKeys,
     er: ActorKeys,
-    hospital: ActorKeys,
 }
 
 fn world(ledger: Ledger<PgNodeStore>) -> World {
@@ -89,7 +88,6 @@ fn world(ledger: Ledger<PgNodeStore>) -> World {
         patient,
         doctor,
         er,
-        hospital,
     }
 }
 
