@@ -26,6 +26,11 @@ impl<N: NodeStore> Ledger<N> {
         let body = grant.body();
         self.actor(&body.issuer, op)?;
         self.actor(&body.patient, op)?;
+        // A delegated grant must attenuate its parent (grants' rule); one
+        // signed by hand that widens it is refused before it is logged.
+        if let Some(parent) = body.parent.and_then(|p| self.index().grant(&p).cloned()) {
+            body.check_attenuates(&parent).at(op)?;
+        }
         let event = self.event(
             op,
             AuditAction::Grant,
