@@ -29,6 +29,10 @@ use crate::note::{
 /// Largest timestamp a cosignature may carry (tlog-cosignature "Format").
 pub const MAX_TIMESTAMP: u64 = i64::MAX as u64;
 
+/// How far ahead of the verifier's clock a cosignature may be dated by
+/// default: 10 minutes, for clock skew between witness and verifier.
+pub const DEFAULT_MAX_FUTURE_SKEW: u64 = 600;
+
 /// Length of a `timestamped_signature` with Ed25519: 8 + 64 bytes.
 pub const TIMESTAMPED_SIGNATURE_LEN: usize = 72;
 
@@ -104,8 +108,47 @@ impl Cosignature {
         self.to_note_signature().to_line()
     }
 
+    /// Refuses a timestamp more than `max_skew` seconds after `now` (Unix
+    /// seconds, the caller's clock) with [`Error::CosignatureFromFuture`].
+    /// A witness cosigns with its own clock when it sees a checkpoint, so a
+    /// timestamp far ahead of every honest clock is a wrong clock or a
+    /// cosignature made to look fresher than it is; either way it proves
+    /// nothing about when the witness saw the checkpoint.
+    pub fn check_time(&self, now: u64, max_skew: u64) -> Result<()> {
+        if self.timestamp > now.saturating_add(max_skew) {
+            return Err(Error::CosignatureFromFuture {
+                name: self.name.clone(),
+                timestamp: self.timestamp,
+                now,
+                max_skew,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Cosignature::verify`], and refuses a cosignature dated more than
+    /// [`DEFAULT_MAX_FUTURE_SKEW`] (10 minutes) after `now` (Unix seconds,
+    /// the caller's clock) with [`Error::CosignatureFromFuture`].
+    pub fn verify_at(&self, verifier: &NoteVerifier, body: &str, now: u64) -> Result<()> {
+        self.verify_at_with_skew(verifier, body, now, DEFAULT_MAX_FUTURE_SKEW)
+    }
+
+    /// [`Cosignature::verify_at`] with an explicit skew in seconds.
+    pub fn verify_at_with_skew(
+        &self,
+        verifier: &NoteVerifier,
+        body: &str,
+        now: u64,
+        max_skew: u64,
+    ) -> Result<()> {
+        self.check_time(now, max_skew)?;
+        self.verify(verifier, body)
+    }
+
     /// Checks this cosignature over a checkpoint `body` with `verifier`
-    /// (which must be of type `0x04` and match the name and key ID).
+    /// (which must be of type `0x04` and match the name and key ID). The
+    /// timestamp is not compared with any clock: use
+    /// [`Cosignature::verify_at`] to refuse one dated in the future.
     pub fn verify(&self, verifier: &NoteVerifier, body: &str) -> Result<()> {
         if verifier.sig_type() != SIG_TYPE_COSIGNATURE_V1
             || verifier.name() != self.name
@@ -220,6 +263,58 @@ mod tests {
         ));
         let line = c.to_line();
         assert_eq!(Cosignature::parse_lines(line.as_bytes()).unwrap(), vec![c]);
+    }
+
+    /// A cosignature dated more than the allowed skew after the verifier's
+    /// clock is refused with a typed error, at exactly the boundary; one
+    /// within the skew, or in the past, verifies. `verify` (no clock) still
+    /// accepts it, as before.
+    #[test]
+    fn cosignatures_from_the_future_are_refused() {
+        let s = CosignatureSigner::new("w.example/1", SigningKey::from_bytes(&[7; 32])).unwrap();
+        let v = s.verifier().unwrap();
+        let body = "o\n1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+        let now = 1_700_000_000;
+        let at = |t: u64| s.cosign(body, t).unwrap();
+        at(now + DEFAULT_MAX_FUTURE_SKEW)
+            .verify_at(&v, body, now)
+            .unwrap();
+        at(now - 86_400).verify_at(&v, body, now).unwrap();
+        let future = at(now + DEFAULT_MAX_FUTURE_SKEW + 1);
+        future.verify(&v, body).unwrap();
+        assert_eq!(
+            future.verify_at(&v, body, now).unwrap_err().to_string(),
+            Error::CosignatureFromFuture {
+                name: "w.example/1".into(),
+                timestamp: now + 601,
+                now,
+                max_skew: 600,
+            }
+            .to_string()
+        );
+        assert!(matches!(
+            at(now + 61).verify_at_with_skew(&v, body, now, 60),
+            Err(Error::CosignatureFromFuture {
+                timestamp: 1_700_000_061,
+                max_skew: 60,
+                ..
+            })
+        ));
+        at(now + 60).verify_at_with_skew(&v, body, now, 60).unwrap();
+        // Far-future timestamps near the format's limit do not overflow.
+        let far = at(MAX_TIMESTAMP);
+        far.check_time(now, u64::MAX).unwrap();
+        assert!(matches!(
+            far.verify_at(&v, body, now),
+            Err(Error::CosignatureFromFuture { .. })
+        ));
+        // A forged cosignature in range still fails on its signature.
+        let mut forged = at(now);
+        forged.signature[0] ^= 1;
+        assert!(matches!(
+            forged.verify_at(&v, body, now),
+            Err(Error::InvalidSignature { .. })
+        ));
     }
 
     #[test]

@@ -107,6 +107,21 @@ pub enum Error {
         /// The timestamp found or asked for.
         timestamp: u64,
     },
+    /// A cosignature dated further ahead of the verifier's clock than the
+    /// allowed skew ([`crate::Cosignature::verify_at`]).
+    #[error(
+        "cosignature by {name} is dated {timestamp}, more than {max_skew} s after now ({now})"
+    )]
+    CosignatureFromFuture {
+        /// The cosigner's key name.
+        name: String,
+        /// The cosignature's timestamp (Unix seconds).
+        timestamp: u64,
+        /// The verifier's clock (Unix seconds).
+        now: u64,
+        /// The skew allowed (seconds).
+        max_skew: u64,
+    },
     /// A checkpoint body that is malformed or not of the expected log.
     #[error("bad checkpoint: {0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),

@@ -392,3 +392,36 @@ fn concurrent_requests_never_roll_the_state_back() {
         ));
     }
 }
+
+/// A witness whose clock runs a day ahead cosigns; a verifier checking
+/// against its own clock refuses that cosignature as from the future (typed
+/// error) while one within the 10-minute skew verifies.
+#[test]
+fn cosignatures_dated_in_the_future_are_refused_against_the_callers_clock() {
+    let mut log = Log::new(HashAlg::Sha256);
+    let note = log.grow(3);
+    let w = witness(9, "witness.example/w1", &log);
+    let body = Note::parse(note.as_bytes()).unwrap().text().to_owned();
+    let now = T0 + 100;
+    let ahead = w
+        .add_checkpoint_at(note.as_bytes(), 0, &[], now + 86_400)
+        .unwrap();
+    let verifier = w.signer().verifier().unwrap();
+    ahead.verify(&verifier, &body).unwrap();
+    assert!(matches!(
+        ahead.verify_at(&verifier, &body, now),
+        Err(Error::CosignatureFromFuture {
+            timestamp,
+            now: n,
+            max_skew: 600,
+            ..
+        }) if timestamp == now + 86_400 && n == now
+    ));
+    let w2 = witness(10, "witness.example/w2", &log);
+    let close = w2
+        .add_checkpoint_at(note.as_bytes(), 0, &[], now + 599)
+        .unwrap();
+    close
+        .verify_at(&w2.signer().verifier().unwrap(), &body, now)
+        .unwrap();
+}
