@@ -1,7 +1,8 @@
 //! The main job: a patient, two hospitals, a clinician, records written, a
 //! grant, an allowed read, a denied read with its reason, a revocation, an
 //! emergency access, the patient's disclosure report, a checkpoint
-//! cosigned by a witness, and tampering that verification catches.
+//! cosigned by a witness, tampering that verification catches, and a share
+//! package another organization verifies offline and imports.
 //!
 //! Writes its store to `target/medledger-clinic` (recreated on every run)
 //! and the patient's export to `target/medledger-clinic/export.json`, which
@@ -224,10 +225,15 @@ fn main() -> Result<(), Box<dyn StdError>> {
         Ok(_) => return Err("forged export verified".into()),
     }
     drop(ledger);
-    let blob = std::fs::read_dir(dir.join("blobs").join("data"))?
-        .next()
-        .ok_or("no blob on disk")??
-        .path();
+    // Blobs stay in `pending/` until the next open marks them referenced.
+    let mut on_disk = Vec::new();
+    for sub in ["data", "pending"] {
+        for item in std::fs::read_dir(dir.join("blobs").join(sub))? {
+            on_disk.push(item?.path());
+        }
+    }
+    on_disk.sort();
+    let blob = on_disk.first().ok_or("no blob on disk")?.clone();
     let original = std::fs::read(&blob)?;
     let mut bad = original.clone();
     if let Some(b) = bad.get_mut(original.len() / 2) {
@@ -240,15 +246,87 @@ fn main() -> Result<(), Box<dyn StdError>> {
         Ok(_) => return Err("tampered blob verified".into()),
     }
     drop(ledger);
-    std::fs::write(&blob, &original)?;
+    // Opening marked the blob referenced (moved it to `data/`): restore it
+    // wherever it is now.
+    let name = blob.file_name().ok_or("blob without a name")?;
+    let now_at = ["data", "pending"]
+        .iter()
+        .map(|sub| dir.join("blobs").join(sub).join(name))
+        .find(|p| p.is_file())
+        .ok_or("blob vanished")?;
+    std::fs::write(&now_at, &original)?;
     match Ledger::open(dir, ORIGIN, &LedgerKey::from_passphrase("guess")) {
         Err(e) => println!("16. Opening with a wrong passphrase fails: {e}"),
         Ok(_) => return Err("wrong passphrase accepted".into()),
     }
     let ledger = Ledger::open(dir, ORIGIN, &key)?;
     ledger.verify()?;
-    println!("17. The blob restored, the reopened ledger verifies again. Done.");
+    println!("17. The blob restored, the reopened ledger verifies again.");
+
+    // Sharing with another organization: Riverside's own ledger imports
+    // Alice's observation for Dr Carol after verifying it offline.
+    let riverside_ledger =
+        Ledger::in_memory("riverside.example/ledger", &LedgerKey::from_bytes([42; 32]))?;
+    riverside_ledger.register(alice.actor(), "patients")?;
+    riverside_ledger.register(dr_carol.actor(), "riverside")?;
+    riverside_ledger.trust_log(&ledger.log_key()?, &[witness.signer().verifier()?], 1)?;
+    ledger.grant(&observations_for(&alice, &dr_carol, Action::Read)?)?;
+    let package = ledger.export_share(&dr_carol.id(), "Observation/bp-1", 1, Purpose::Treat)?;
+    riverside_ledger.grant(&observations_for(&alice, &dr_carol, Action::Write)?)?;
+    riverside_ledger.grant(&observations_for(&alice, &dr_carol, Action::Read)?)?;
+    let mut tampered = package.clone();
+    if let Some(b) = tampered
+        .len()
+        .checked_sub(100)
+        .and_then(|i| tampered.get_mut(i))
+    {
+        *b ^= 0x01;
+    }
+    match riverside_ledger.import_share(&tampered, &dr_carol, "st-mary/Observation/bp-1") {
+        Err(e) => println!(
+            "18. A share package with one flipped ciphertext byte is refused by Riverside: {e}"
+        ),
+        Ok(_) => return Err("tampered share package imported".into()),
+    }
+    let imported =
+        riverside_ledger.import_share(&package, &dr_carol, "st-mary/Observation/bp-1")?;
+    let shared = riverside_ledger.read(&dr_carol, &imported.record, Purpose::Treat)?;
+    println!(
+        "19. St Mary's exported the observation for Dr Carol ({} bytes: ciphertext wrapped to her, its log entry {}, inclusion proof, checkpoint of {} entries cosigned by the witness); Riverside's ledger checked all of it offline, stored it as {:?} and Dr Carol reads it there ({} bytes). Done.",
+        package.len(),
+        imported.origin_event,
+        imported.checkpoint_size,
+        imported.record,
+        shared.body.len()
+    );
     Ok(())
+}
+
+/// Alice's grant of `action` on her observations to `clinician`, for
+/// treatment, for a year.
+fn observations_for(
+    alice: &ActorKeys,
+    clinician: &ActorKeys,
+    action: Action,
+) -> Result<SignedGrant, Box<dyn StdError>> {
+    let now = now();
+    Ok(SignedGrant::sign(
+        Grant {
+            issuer: alice.id(),
+            patient: alice.id(),
+            grantee: Grantee::Actor(clinician.id()),
+            parent: None,
+            scope: Scope::Categories([Category::new("Observation")?].into()),
+            sensitivity: SensitivitySet::empty(),
+            actions: ActionSet::empty().with(action),
+            purposes: PurposeSet::empty().with(Purpose::Treat),
+            validity: Validity::new(now - 60, now + 365 * 86400)?,
+            max_delegation_depth: 0,
+            issued_at: now,
+            nonce: Grant::fresh_nonce(),
+        },
+        alice,
+    )?)
 }
 
 fn now() -> u64 {
