@@ -31,9 +31,12 @@
 //!
 //! Only then is the body re-sealed, streaming, as a version of a local
 //! record (the importer's context, custody key and patient pseudonym),
-//! logged as a Create/Update by the recipient, with the provenance (origin,
-//! exporter's event index and commitment, checkpoint size) kept in the same
-//! state transaction. Nothing is stored or logged for a refused package.
+//! written by the recipient under this ledger's write policy (the patient,
+//! an active guardian or a grantee of write; a refusal is logged like any
+//! refused write), logged as a Create/Update by the recipient, with the
+//! provenance (origin, exporter's event index and commitment, checkpoint
+//! size) kept in the same state transaction. Nothing is stored or logged
+//! for a package that fails verification.
 
 use medledger_audit::{Action as AuditAction, AuditEvent, Outcome};
 use medledger_chain::{HashAlg, LogKey, NodeStore, Note, NoteVerifier, Policy, TlogProof};
