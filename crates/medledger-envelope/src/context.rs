@@ -31,13 +31,28 @@ pub const MAX_CONTEXT_EXTRA_LEN: usize = 65536;
 const DIGEST_LABEL: &[u8] = b"medledger-envelope/v1 context";
 
 /// What a record is: the associated data its ciphertext is bound to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// `Debug` shows the version, the media type and lengths only: the record
+/// and patient ids identify a patient and must not reach logs.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RecordContext {
     record_id: String,
     patient_id: String,
     version: u64,
     content_type: String,
     extra: Vec<u8>,
+}
+
+impl std::fmt::Debug for RecordContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordContext")
+            .field("record_id_len", &self.record_id.len())
+            .field("patient_id_len", &self.patient_id.len())
+            .field("version", &self.version)
+            .field("content_type", &self.content_type)
+            .field("extra_len", &self.extra.len())
+            .finish()
+    }
 }
 
 impl RecordContext {
@@ -202,6 +217,29 @@ fn take_string(rest: &mut &[u8], field: &'static str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ids stay out of `Debug` (they used to be printed in full).
+    #[test]
+    fn debug_hides_the_ids() {
+        let ctx = RecordContext::new(
+            "Observation/obs-4711",
+            "patient-0042",
+            3,
+            "application/fhir+json",
+        )
+        .unwrap()
+        .with_extra(b"tenant-9".to_vec())
+        .unwrap();
+        let shown = format!("{ctx:?}");
+        for secret in ["obs-4711", "patient-0042", "tenant-9"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(
+            shown,
+            "RecordContext { record_id_len: 20, patient_id_len: 12, version: 3, \
+             content_type: \"application/fhir+json\", extra_len: 8 }"
+        );
+    }
     use proptest::prelude::*;
 
     #[test]
