@@ -513,3 +513,33 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn trust_and_imports_survive_reopening_an_embedded_store() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let key = LedgerKey::from_bytes([5; 32]);
+    {
+        let b = Ledger::open(dir.path(), "b.example/ledger", &key).unwrap();
+        b.register(w.patient.actor(), "patients").unwrap();
+        b.register(w.clinician.actor(), "b-hospital").unwrap();
+        b.trust_log(&w.a.log_key().unwrap(), &verifiers(&w.witnesses), 2)
+            .unwrap();
+        b.grant(&w.grant).unwrap();
+    }
+    let b = Ledger::open(dir.path(), "b.example/ledger", &key).unwrap();
+    let imported = b
+        .import_share(&w.package, &w.clinician, "a/Observation/1")
+        .unwrap();
+    drop(b);
+    let b = Ledger::open(dir.path(), "b.example/ledger", &key).unwrap();
+    assert_eq!(
+        b.imported_from("a/Observation/1", 1).unwrap(),
+        Some(imported)
+    );
+    let record = b
+        .read(&w.clinician, "a/Observation/1", Purpose::Treat)
+        .unwrap();
+    assert_eq!(&record.body[..], br#"{"resourceType":"Observation"}"#);
+    assert_eq!(b.verify().unwrap().versions, 1);
+}
