@@ -291,7 +291,12 @@ impl<N: NodeStore> Ledger<N> {
             t.put(T_BLOBS, &blob.0, &vk)?;
             t.put(T_PATIENT_RECORDS, &pk, &[])
         })?;
-        self.blobs.mark_referenced(&blob).at(op)?;
+        // No `mark_referenced` here: the `blobs` row committed above is the
+        // durable reference. The blob stays pending until the next open,
+        // whose `collect_pending` keeps (and marks) every pending blob a
+        // `blobs` row names and deletes the rest — the same outcome as
+        // marking now, one durable commit (a rename and two directory
+        // syncs on the embedded store) fewer per write.
         Ok(Written {
             record: rec.id.to_owned(),
             version,
@@ -382,7 +387,7 @@ impl<N: NodeStore> Ledger<N> {
                 t.delete(T_BLOBS, &vs.blob.0).map(|_| ())
             })
             .at(op)?;
-        self.blobs.mark_referenced(&blob).at(op)?;
+        // Referenced by the `blobs` row (see `write`): marked on next open.
         self.blobs.delete(&vs.blob).at(op)?;
         Ok(())
     }

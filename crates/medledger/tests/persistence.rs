@@ -207,12 +207,14 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
     // Corrupt a stored ciphertext: reads and verification fail with typed
     // errors; restoring the file restores the store.
     drop(ledger);
-    let blob = std::fs::read_dir(dir.path().join("blobs").join("data"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    // Blobs written since the last open are still pending (the state row
+    // is their reference); earlier ones were marked on that open.
+    let blob = ["data", "pending"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(dir.path().join("blobs").join(sub)).unwrap())
+        .map(|item| item.unwrap().path())
+        .min()
+        .unwrap();
     let original = std::fs::read(&blob).unwrap();
     let mut bad = original.clone();
     let mid = bad.len() / 2;
@@ -239,7 +241,19 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
         other => panic!("expected a failed read, got {other:?}"),
     }
     drop(ledger);
-    std::fs::write(&blob, &original).unwrap();
+    // Opening marked the blob referenced (moved it to `data/`): restore it
+    // wherever it is now.
+    let now_at = ["data", "pending"]
+        .iter()
+        .map(|sub| {
+            dir.path()
+                .join("blobs")
+                .join(sub)
+                .join(blob.file_name().unwrap())
+        })
+        .find(|p| p.is_file())
+        .unwrap();
+    std::fs::write(&now_at, &original).unwrap();
     let ledger = Ledger::open(dir.path(), ORIGIN, &key()).unwrap();
     ledger.verify().unwrap();
     assert_eq!(
