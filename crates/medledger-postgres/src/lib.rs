@@ -4,8 +4,8 @@
 //!
 //! | trait | type | tables |
 //! |---|---|---|
-//! | [`medledger_store::EntryLog`] | [`PgEntryLog`] | `entries`, `log_head`, `batches` (+ `nodes`) |
-//! | [`medledger_chain::NodeStore`] | [`PgNodeStore`] | `nodes`, `log_head` |
+//! | [`medledger_store::EntryLog`] | [`PgEntryLog`] | `entries` (body and node hashes), `log_head`, `batches` |
+//! | [`medledger_chain::NodeStore`] | [`PgNodeStore`] | `entries.hashes`, `log_head` |
 //! | [`medledger_store::BlobStore`] | [`PgBlobStore`] | `blobs`, `blob_chunks` |
 //! | [`medledger_store::StateStore`] | [`PgStateStore`] | `state_kv`, `state_meta`, `state_undo` |
 //!
@@ -170,7 +170,7 @@ impl PgStore {
         &self.entries
     }
 
-    /// A node store over the `nodes` table.
+    /// A node store over the node hashes kept in `entries`.
     pub fn nodes(&self) -> PgNodeStore {
         PgNodeStore::new(Arc::clone(&self.pool))
     }

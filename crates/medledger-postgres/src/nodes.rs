@@ -1,45 +1,53 @@
-//! Merkle nodes in the `nodes` table: the [`NodeStore`] a ledger's
+//! Merkle nodes, kept beside the entries: the [`NodeStore`] a ledger's
 //! [`MerkleLog`](medledger_chain::MerkleLog) runs on, and the
 //! transaction-scoped view the sequencer computes a batch's nodes with.
 //!
-//! Row `pos` holds the node whose Go tlog stored-hash position
-//! ([`NodeId::stored_index`]) is `pos`; `log_head.leaves` says how many
-//! leaves' nodes are committed. Nodes never change once committed.
+//! Appending leaf `i` stores, in Go tlog stored-hash order, its leaf hash
+//! and then one node for each trailing one bit of `i` (the subtrees it
+//! completes). Those hashes, concatenated (32 bytes each), are the `hashes`
+//! column of row `i` of `entries`, in the same row as the entry itself: so
+//! an entry and its nodes are one row, committed together, and a batch of
+//! `k` entries is `k` rows. Node (`level`, `index`) is therefore at byte
+//! `32 × level` of row `((index + 1) << level) − 1`. `log_head.leaves`
+//! says how many leaves' nodes are committed. Nodes never change once
+//! committed.
 //!
 //! Who writes nodes: the entry log ([`crate::PgEntryLog`]) writes each
-//! batch's nodes in the same transaction as its entries, so no reader ever
-//! sees an entry without its nodes. [`PgNodeStore::append`] then finds
-//! them already there and only checks that the nodes its caller computed
-//! are byte-identical to the committed ones (one read, no write); a
-//! mismatch is [`Error::Inconsistent`]. Used alone (no entry log), it
-//! inserts the nodes and advances `log_head.leaves` itself.
+//! entry's hashes in its row, so no reader ever sees an entry without its
+//! nodes. [`PgNodeStore::append`] then finds them already there and only
+//! checks that the nodes its caller computed are byte-identical to the
+//! committed ones (one read, no write); a mismatch is
+//! [`Error::Inconsistent`]. Used alone (no entry log), it inserts rows with
+//! a NULL `body` and advances `log_head.leaves` itself.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use medledger_chain::node_store::stored_count;
-use medledger_chain::{Hash, NodeId, NodeStore};
+use medledger_chain::{Hash, NodeId, NodeStore, HASH_LEN};
 use postgres::{Client, Statement};
 
 use crate::error::{Error, Result, Stage};
 use crate::pool::{Conn, Pool};
 
-pub(crate) const SELECT_NODES: &str = "SELECT pos, hash FROM nodes WHERE pos = ANY($1)";
-pub(crate) const INSERT_NODES: &str =
-    "INSERT INTO nodes (pos, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
+pub(crate) const SELECT_NODES: &str = "SELECT idx, hashes FROM entries WHERE idx = ANY($1)";
 const INSERT_NODES_IF_ABSENT: &str =
-    "INSERT INTO nodes (pos, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[]) ON CONFLICT (pos) DO NOTHING";
+    "INSERT INTO entries (idx, body, hashes) SELECT i, NULL, h FROM unnest($1::bigint[], $2::bytea[]) AS t(i, h) ON CONFLICT (idx) DO NOTHING";
 pub(crate) const SELECT_HEAD: &str = "SELECT entries, leaves FROM log_head WHERE id = 0";
 pub(crate) const LOCK_HEAD: &str = "SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
 const SET_LEAVES: &str = "UPDATE log_head SET leaves = $1 WHERE id = 0";
 
-/// Stored-hash position of `id` as a database key.
-pub(crate) fn position(id: NodeId) -> Result<i64> {
-    id.stored_index()
-        .and_then(|p| i64::try_from(p).ok())
+/// The row (leaf index) holding node `id`, and the node's byte offset in
+/// that row's `hashes`.
+pub(crate) fn location(id: NodeId) -> Result<(i64, usize)> {
+    id.leaves()
+        .and_then(|r| r.end.checked_sub(1))
+        .and_then(|leaf| i64::try_from(leaf).ok())
+        .map(|leaf| (leaf, usize::from(id.level) * HASH_LEN))
         .ok_or(Error::Inconsistent {
             what: "nodes",
-            reason: format!("node ({}, {}) has no 63-bit position", id.level, id.index),
+            reason: format!("node ({}, {}) has no 63-bit leaf", id.level, id.index),
         })
 }
 
@@ -51,6 +59,31 @@ pub(crate) fn count(what: &'static str, v: i64) -> Result<u64> {
     })
 }
 
+/// Splits nodes in stored-hash order into one `hashes` value per leaf:
+/// each leaf-level node starts its leaf's group.
+pub(crate) fn groups(nodes: &[(NodeId, Hash)]) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
+    for (id, h) in nodes {
+        if id.level == 0 {
+            let leaf = i64::try_from(id.index).map_err(|_| Error::Inconsistent {
+                what: "nodes",
+                reason: "leaf index over 2^63".into(),
+            })?;
+            out.push((leaf, Vec::with_capacity(2 * HASH_LEN)));
+        }
+        match out.last_mut() {
+            Some((_, g)) => g.extend_from_slice(h.as_bytes()),
+            None => {
+                return Err(Error::Inconsistent {
+                    what: "nodes",
+                    reason: "nodes do not start at a leaf".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads nodes `ids` with `stmt` ([`SELECT_NODES`]), in order.
 pub(crate) fn fetch(
     client: &mut Client,
@@ -60,37 +93,47 @@ pub(crate) fn fetch(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let positions = ids
+    let places = ids
         .iter()
-        .map(|&id| position(id))
+        .map(|&id| location(id))
         .collect::<Result<Vec<_>>>()?;
+    let mut leaves: Vec<i64> = places.iter().map(|(leaf, _)| *leaf).collect();
+    leaves.sort_unstable();
+    leaves.dedup();
     let rows = client
-        .query(stmt, &[&positions])
+        .query(stmt, &[&leaves])
         .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    let mut found: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
     for row in rows {
-        let pos: i64 = row
+        let idx: i64 = row
             .try_get(0)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-        let hash: &[u8] = row
+        let hashes: Vec<u8> = row
             .try_get(1)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-        let hash = Hash::from_slice(hash).ok_or(Error::Inconsistent {
-            what: "nodes",
-            reason: format!("node at position {pos} is not 32 bytes"),
-        })?;
-        found.insert(pos, hash);
+        found.insert(idx, hashes);
     }
     ids.iter()
-        .zip(&positions)
-        .map(|(id, pos)| {
-            found
-                .get(pos)
-                .copied()
-                .ok_or(medledger_chain::Error::MissingNode {
-                    level: id.level,
-                    index: id.index,
+        .zip(&places)
+        .map(|(id, (leaf, at))| {
+            let missing = medledger_chain::Error::MissingNode {
+                level: id.level,
+                index: id.index,
+            };
+            let hashes = found.get(leaf).ok_or(missing)?;
+            let bytes = hashes.get(*at..at + HASH_LEN).ok_or_else(|| {
+                medledger_chain::Error::from(Error::Inconsistent {
+                    what: "entries",
+                    reason: format!("row {leaf} holds too few node hashes"),
                 })
+            })?;
+            Hash::from_slice(bytes).ok_or_else(|| {
+                Error::Inconsistent {
+                    what: "entries",
+                    reason: format!("row {leaf} node hash is not 32 bytes"),
+                }
+                .into()
+            })
         })
         .collect()
 }
@@ -238,13 +281,9 @@ impl NodeStore for PgNodeStore {
             }
             let insert = conn.prepare("append nodes", INSERT_NODES_IF_ABSENT)?;
             let set = conn.prepare("append nodes", SET_LEAVES)?;
-            let positions = nodes
-                .iter()
-                .map(|(id, _)| position(*id))
-                .collect::<Result<Vec<_>>>()?;
-            let hashes: Vec<&[u8]> = nodes.iter().map(|(_, h)| &h.as_bytes()[..]).collect();
+            let (rows, hashes): (Vec<i64>, Vec<Vec<u8>>) = groups(nodes)?.into_iter().unzip();
             conn.client
-                .execute(&insert, &[&positions, &hashes])
+                .execute(&insert, &[&rows, &hashes])
                 .map_err(|e| Error::from_pg("append nodes", Stage::BeforeCommit, None, e))?;
             // Nodes that were already there must be the same.
             let overlap: Vec<(NodeId, Hash)> = nodes
@@ -291,17 +330,25 @@ pub(crate) struct TxnNodes<'a> {
     base: u64,
     /// Leaves appended in this transaction.
     added: u64,
+    /// Committed nodes already known (the cached frontier).
+    known: HashMap<NodeId, Hash>,
     /// The nodes appended in this transaction, in stored-hash order.
     pub(crate) new: Vec<(NodeId, Hash)>,
 }
 
 impl<'a> TxnNodes<'a> {
-    pub(crate) fn new(client: &'a mut Client, select: Statement, base: u64) -> Self {
+    pub(crate) fn new(
+        client: &'a mut Client,
+        select: Statement,
+        base: u64,
+        known: HashMap<NodeId, Hash>,
+    ) -> Self {
         TxnNodes {
             client: RefCell::new(client),
             select,
             base,
             added: 0,
+            known,
             new: Vec::new(),
         }
     }
@@ -330,10 +377,13 @@ impl NodeStore for TxnNodes<'_> {
                         })?;
                     out.push(Some(local));
                 }
-                _ => {
-                    from_db.push(*id);
-                    out.push(None);
-                }
+                _ => match self.known.get(id) {
+                    Some(h) => out.push(Some(*h)),
+                    None => {
+                        from_db.push(*id);
+                        out.push(None);
+                    }
+                },
             }
         }
         let mut fetched = {

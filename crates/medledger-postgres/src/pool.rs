@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, NoTls, SimpleQueryMessage, SimpleQueryRow, Statement};
 
 use crate::error::{Error, Result, Stage};
 
@@ -235,12 +235,25 @@ impl Pool {
         batch: Option<crate::BatchToken>,
         body: &mut dyn FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
+        self.transaction_from(op, batch, "BEGIN", &mut |conn, _| body(conn))
+    }
+
+    /// [`Pool::transaction`], with `begin` (`"BEGIN; <one statement>"`)
+    /// sent as one simple query, so the transaction's first statement
+    /// costs no extra round trip; `body` gets its rows (as text).
+    pub(crate) fn transaction_from<T>(
+        &self,
+        op: &'static str,
+        batch: Option<crate::BatchToken>,
+        begin: &'static str,
+        body: &mut dyn FnMut(&mut Conn, Vec<SimpleQueryRow>) -> Result<T>,
+    ) -> Result<T> {
         let mut attempt = 1u32;
         loop {
             let mut pooled = self.get()?;
             let r = pooled
                 .conn()
-                .and_then(|conn| run_once(conn, op, batch, body));
+                .and_then(|conn| run_once(conn, op, batch, begin, body));
             if let Err(e) = &r {
                 pooled.saw(e);
             }
@@ -264,17 +277,25 @@ impl Pool {
     }
 }
 
-/// One attempt: `BEGIN`, `body`, `COMMIT` (or `ROLLBACK` on error).
+/// One attempt: `begin`, `body`, `COMMIT` (or `ROLLBACK` on error).
 fn run_once<T>(
     conn: &mut Conn,
     op: &'static str,
     batch: Option<crate::BatchToken>,
-    body: &mut dyn FnMut(&mut Conn) -> Result<T>,
+    begin: &str,
+    body: &mut dyn FnMut(&mut Conn, Vec<SimpleQueryRow>) -> Result<T>,
 ) -> Result<T> {
-    conn.client
-        .batch_execute("BEGIN")
-        .map_err(|e| Error::from_pg(op, Stage::BeforeCommit, batch, e))?;
-    match body(conn) {
+    let rows = conn
+        .client
+        .simple_query(begin)
+        .map_err(|e| Error::from_pg(op, Stage::BeforeCommit, batch, e))?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    match body(conn, rows) {
         Ok(v) => {
             conn.client
                 .batch_execute("COMMIT")

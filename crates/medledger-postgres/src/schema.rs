@@ -6,8 +6,8 @@
 //! ```text
 //! schema_version (id smallint PK = 0, version integer)
 //! log_head      (id smallint PK = 0, entries bigint, leaves bigint, hash_alg smallint)
-//! entries       (idx bigint PK, body bytea)                      one row per log entry
-//! nodes         (pos bigint PK, hash bytea)                      Merkle nodes, Go tlog stored-hash order
+//! entries       (idx bigint PK, body bytea, hashes bytea)        one row per leaf: the entry and the
+//!                                                                node hashes appending it stored
 //! batches       (token bytea PK, start bigint, count integer)    one row per append transaction
 //! blobs         (gen bigserial PK, id bytea UNIQUE, referenced boolean, length bigint, chunks integer)
 //! blob_chunks   (gen bigint FK blobs ON DELETE CASCADE, no integer, data bytea, tag bytea, PK (gen, no))
@@ -38,8 +38,11 @@ CREATE TABLE log_head (
     leaves bigint NOT NULL CHECK (leaves >= 0),
     hash_alg smallint NOT NULL
 );
-CREATE TABLE entries (idx bigint PRIMARY KEY, body bytea NOT NULL);
-CREATE TABLE nodes (pos bigint PRIMARY KEY, hash bytea NOT NULL CHECK (length(hash) = 32));
+CREATE TABLE entries (
+    idx bigint PRIMARY KEY,
+    body bytea,
+    hashes bytea NOT NULL CHECK (length(hashes) >= 32 AND length(hashes) % 32 = 0)
+);
 CREATE TABLE batches (token bytea PRIMARY KEY, start bigint NOT NULL, count integer NOT NULL);
 CREATE TABLE blobs (
     gen bigserial PRIMARY KEY,

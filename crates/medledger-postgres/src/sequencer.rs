@@ -6,8 +6,11 @@
 //! (`SELECT … FOR UPDATE`). Whoever holds it, in any process, reads the
 //! log length `n`, inserts its entries at `n, n + 1, …`, computes the
 //! batch's Merkle nodes with a [`MerkleLog`] over the committed frontier
-//! ([`crate::nodes::TxnNodes`]), inserts them, records a `batches` row per
-//! caller and moves the head, all in one transaction. So indexes have no
+//! ([`crate::nodes::TxnNodes`]; the frontier is cached between appends
+//! while the head stays where this process left it), and writes each entry
+//! in one row with its node hashes, a `batches` row per caller and the new
+//! head in one statement, all in one transaction (three round trips:
+//! `BEGIN` with the lock, the write, `COMMIT`). So indexes have no
 //! gaps and no duplicates across processes, and no reader ever sees an
 //! entry without its nodes: they commit together or not at all.
 //!
@@ -33,22 +36,25 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use medledger_chain::{HashAlg, MerkleLog};
+use medledger_chain::{Hash, HashAlg, MerkleLog, NodeId, NodeStore};
 use medledger_store::{EntryLog, MAX_ENTRY_LEN};
 use rand_core::RngCore;
 
 use crate::error::{Error, Result, Stage};
-use crate::nodes::{count, position, TxnNodes, INSERT_NODES, LOCK_HEAD, SELECT_HEAD, SELECT_NODES};
+use crate::nodes::{count, groups, TxnNodes, SELECT_HEAD, SELECT_NODES};
 use crate::pool::{Conn, Pool};
 
 /// Most entry bytes one group transaction carries (a single larger request
 /// still goes alone).
 pub const MAX_GROUP_BYTES: usize = 32 << 20;
 
-const INSERT_ENTRIES: &str =
-    "INSERT INTO entries (idx, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
-const INSERT_BATCHES: &str = "INSERT INTO batches (token, start, count) SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::integer[])";
-const SET_HEAD: &str = "UPDATE log_head SET entries = $1, leaves = $1 WHERE id = 0";
+/// `BEGIN` and the head lock in one round trip.
+const BEGIN_LOCK_HEAD: &str = "BEGIN; SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
+/// Every write of an append in one statement (one round trip): the
+/// entries with their node hashes, the callers' `batches` rows, the head.
+const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])), \
+     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($4::bytea[], $5::bigint[], $6::integer[])) \
+     UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0";
 const SELECT_ENTRY: &str = "SELECT body FROM entries WHERE idx = $1";
 const SELECT_RANGE: &str =
     "SELECT idx, body FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
@@ -100,6 +106,26 @@ pub struct PgEntryLog {
     group_commit: bool,
     group: Mutex<Group>,
     committed: Condvar,
+    /// The tree's frontier at some size, as committed: spares reading it
+    /// when the head is still at that size (nodes never change, so it is
+    /// right whichever process wrote them).
+    frontier: Mutex<Option<Frontier>>,
+}
+
+/// A tree size and the roots of its complete subtrees.
+type Frontier = (u64, Vec<(NodeId, Hash)>);
+
+/// The complete subtrees making up a tree of `n` leaves, largest first.
+fn frontier_ids(n: u64) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for level in (0..64u8).rev() {
+        if n >> level & 1 == 1 {
+            out.push(NodeId::new(level, at >> level));
+            at += 1 << level;
+        }
+    }
+    out
 }
 
 impl fmt::Debug for PgEntryLog {
@@ -130,6 +156,7 @@ impl PgEntryLog {
             group_commit,
             group: Mutex::new(Group::default()),
             committed: Condvar::new(),
+            frontier: Mutex::new(None),
         }
     }
 
@@ -224,21 +251,39 @@ impl PgEntryLog {
     fn commit(&self, group: &[Request]) -> Result<u64> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
-        self.pool
-            .transaction(op, batch, &mut |conn| self.append_in(conn, group))
+        let (start, frontier) =
+            self.pool
+                .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
+                    self.append_in(conn, rows, group)
+                })?;
+        *self
+            .frontier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frontier);
+        Ok(start)
     }
 
-    fn append_in(&self, conn: &mut Conn, group: &[Request]) -> Result<u64> {
+    /// The body of an append transaction, the head already locked (its row
+    /// in `head`). Returns the first index and the new frontier.
+    fn append_in(
+        &self,
+        conn: &mut Conn,
+        head: Vec<postgres::SimpleQueryRow>,
+        group: &[Request],
+    ) -> Result<(u64, Frontier)> {
         let op = "append entries";
-        let lock = conn.prepare(op, LOCK_HEAD)?;
         let select_nodes = conn.prepare(op, SELECT_NODES)?;
-        let insert_entries = conn.prepare(op, INSERT_ENTRIES)?;
-        let insert_nodes = conn.prepare(op, INSERT_NODES)?;
-        let insert_batches = conn.prepare(op, INSERT_BATCHES)?;
-        let set_head = conn.prepare(op, SET_HEAD)?;
-        let row = conn.client.query_one(&lock, &[]).map_err(pg(op))?;
-        let entries: i64 = row.try_get(0).map_err(pg(op))?;
-        let leaves: i64 = row.try_get(1).map_err(pg(op))?;
+        let write = conn.prepare(op, WRITE_BATCH)?;
+        let field = |i: usize| -> Result<i64> {
+            head.first()
+                .and_then(|r| r.get(i))
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or(Error::Inconsistent {
+                    what: "log_head",
+                    reason: "no head row".into(),
+                })
+        };
+        let (entries, leaves) = (field(0)?, field(1)?);
         if entries != leaves {
             return Err(Error::Inconsistent {
                 what: "log_head",
@@ -250,25 +295,30 @@ impl PgEntryLog {
             .iter()
             .flat_map(|r| r.entries.iter().map(Vec::as_slice))
             .collect();
-        let new_nodes = {
-            let view = TxnNodes::new(&mut conn.client, select_nodes, n);
-            let mut tree = MerkleLog::open(self.alg, view).map_err(chain_err)?;
-            tree.append_batch(all.iter()).map_err(chain_err)?;
-            tree.into_store().new
+        let known: std::collections::HashMap<NodeId, Hash> = match &*self
+            .frontier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some((size, nodes)) if *size == n => nodes.iter().copied().collect(),
+            _ => std::collections::HashMap::new(),
         };
         let end = n + all.len() as u64;
-        let idx: Vec<i64> = (to_i64("entries", n)?..to_i64("entries", end)?).collect();
-        conn.client
-            .execute(&insert_entries, &[&idx, &all])
-            .map_err(pg(op))?;
-        let positions = new_nodes
-            .iter()
-            .map(|(id, _)| position(*id))
-            .collect::<Result<Vec<_>>>()?;
-        let hashes: Vec<&[u8]> = new_nodes.iter().map(|(_, h)| &h.as_bytes()[..]).collect();
-        conn.client
-            .execute(&insert_nodes, &[&positions, &hashes])
-            .map_err(pg(op))?;
+        let (new_nodes, frontier) = {
+            let view = TxnNodes::new(&mut conn.client, select_nodes, n, known);
+            let mut tree = MerkleLog::open(self.alg, view).map_err(chain_err)?;
+            tree.append_batch(all.iter()).map_err(chain_err)?;
+            let ids = frontier_ids(end);
+            let hashes = tree.store().get(&ids).map_err(chain_err)?;
+            (tree.into_store().new, ids.into_iter().zip(hashes).collect())
+        };
+        let (idx, hashes): (Vec<i64>, Vec<Vec<u8>>) = groups(&new_nodes)?.into_iter().unzip();
+        if idx.len() != all.len() || idx.first() != Some(&to_i64("entries", n)?) {
+            return Err(Error::Inconsistent {
+                what: "nodes",
+                reason: "computed nodes do not match the batch".into(),
+            });
+        }
         let mut tokens = Vec::with_capacity(group.len());
         let mut starts = Vec::with_capacity(group.len());
         let mut counts = Vec::with_capacity(group.len());
@@ -285,12 +335,20 @@ impl PgEntryLog {
             at += r.entries.len() as u64;
         }
         conn.client
-            .execute(&insert_batches, &[&tokens, &starts, &counts])
+            .execute(
+                &write,
+                &[
+                    &idx,
+                    &all,
+                    &hashes,
+                    &tokens,
+                    &starts,
+                    &counts,
+                    &to_i64("log_head", end)?,
+                ],
+            )
             .map_err(pg(op))?;
-        conn.client
-            .execute(&set_head, &[&to_i64("log_head", end)?])
-            .map_err(pg(op))?;
-        Ok(n)
+        Ok((n, (end, frontier)))
     }
 
     /// Where the append named `token` landed: `Some(range)` if it
