@@ -4,8 +4,15 @@
 //!   the embedded store (group commit), against raw `SegmentLog` appends of
 //!   the same bytes from the same threads.
 //! - `audit_verify_export`: `verify_export` of a 1,000-event patient export
-//!   from a 100,000-event log, against the raw BLAKE3 calls the proofs need
-//!   (one leaf hash and one node hash per path element, per event).
+//!   from a 100,000-event log (10,001 patients, checkpoint with heads),
+//!   against the raw hashing it must do, in the same run: one BLAKE3 leaf
+//!   hash per event, the node hashes of the batch proof (shared nodes
+//!   once), the heads entry and heads-tree hashes, and the two Ed25519
+//!   signature checks of the checkpoint. For comparison with the v1 format,
+//!   also the bound with one separate RFC 9162 path per event.
+//! - `audit_heads_tree`: building the heads tree over 100,000 patients (what
+//!   `checkpoint_with_heads` adds), against the raw BLAKE3 leaf and node
+//!   hashes of a tree of that size.
 //! - `audit_patient_report`: a patient's 100-event disclosure report from a
 //!   1,000,000-event log, against reading the same 100 entries raw.
 //! - `audit_reopen_1m`: reopening (tree catch-up + index rebuild) a
@@ -16,10 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ed25519_dalek::Signer as _;
 use ed25519_dalek::SigningKey;
+use medledger_audit::heads::HeadsTree;
 use medledger_audit::{
-    report, verify_export, Action, Actor, AuditEvent, AuditLog, Id32, Outcome, PatientKey,
-    PurposeOfUse, RecordRef, Role,
+    batch_proof, report, verify_export, Action, Actor, AuditEvent, AuditLog, Id32, Outcome,
+    PatientKey, PurposeOfUse, RecordRef, Role,
 };
 use medledger_chain::{
     CosignatureSigner, Ed25519Signer, HashAlg, LogKey, MemoryNodeStore, MerkleLog, Policy, Witness,
@@ -142,13 +151,17 @@ fn append_durable(c: &mut Criterion) {
 
 fn verify(c: &mut Criterion) {
     let (_, log) = memory_log(100_000, 100);
-    let signer = Ed25519Signer::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).expect("signer");
+    let log_key_bytes = SigningKey::from_bytes(&[1; 32]);
+    let witness_key_bytes = SigningKey::from_bytes(&[2; 32]);
+    let signer = Ed25519Signer::new(ORIGIN, log_key_bytes.clone()).expect("signer");
     let key = LogKey::new(ORIGIN, signer.verifier(), HashAlg::Blake3).expect("key");
     let mut w = Witness::in_memory(
-        CosignatureSigner::new("w.example", SigningKey::from_bytes(&[2; 32])).expect("w"),
+        CosignatureSigner::new("w.example", witness_key_bytes.clone()).expect("w"),
     );
     w.add_log(key.clone());
-    log.checkpoint(&signer, 1, &[&w]).expect("checkpoint");
+    let cp = log
+        .checkpoint_with_heads(&signer, 1, &[&w])
+        .expect("checkpoint");
     let policy = Policy::new(key, vec![w.signer().verifier().expect("v")], 1).expect("policy");
     let export = log
         .export_patient(&patient_key(0), None, 0)
@@ -156,8 +169,13 @@ fn verify(c: &mut Criterion) {
     let json = export.to_json().expect("json");
     let n = export.events.len() as u64;
     assert_eq!(n, 1000);
+    let report = verify_export(json.as_bytes(), &policy).expect("verify");
+    assert!(report.tail_complete());
+    eprintln!("export: {} bytes for {n} events", json.len());
+
     // The raw inputs of every hash the verifier must compute.
-    let leaves: Vec<Vec<u8>> = export
+    let size = cp.checkpoint.size;
+    let mut leaves: Vec<Vec<u8>> = export
         .events
         .iter()
         .map(|e| {
@@ -166,13 +184,55 @@ fn verify(c: &mut Criterion) {
             v
         })
         .collect();
-    let path_lens: Vec<usize> = export.events.iter().map(|e| e.proof.len()).collect();
+    let mut proven: Vec<u64> = export.events.iter().map(|e| e.index).collect();
+    proven.push(size - 1);
+    leaves.push(vec![0u8; 54]); // the heads entry leaf
+    leaves.push(vec![0u8; 41]); // the patient's heads-tree leaf
+    let (_, log_nodes) = batch_proof::cost(&proven, size).expect("cost");
+    let heads_nodes = 14; // ceil(log2(10,001)) nodes up the heads tree
+    let nodes = log_nodes + heads_nodes;
+    eprintln!(
+        "batch proof: {log_nodes} node hashes for {} leaves",
+        proven.len()
+    );
+    let per_event_paths: Vec<usize> = export
+        .events
+        .iter()
+        .map(|e| medledger_chain::proof::inclusion_proof_len(e.index, size).expect("len"))
+        .collect();
+    let note = medledger_chain::Note::parse(cp.note.as_bytes()).expect("note");
+    let body = note.text().as_bytes().to_vec();
+    let log_sig = log_key_bytes.sign(&body);
+    let cos_msg = vec![7u8; 120];
+    let cos_sig = witness_key_bytes.sign(&cos_msg);
+    let (log_vk, cos_vk) = (
+        log_key_bytes.verifying_key(),
+        witness_key_bytes.verifying_key(),
+    );
+    let signatures = || {
+        log_vk.verify_strict(&body, &log_sig).expect("sig");
+        cos_vk.verify_strict(&cos_msg, &cos_sig).expect("cosig");
+    };
+
     let mut g = c.benchmark_group("audit_verify_export");
     g.throughput(Throughput::Elements(n));
-    g.bench_function("raw_blake3_bound", |b| {
+    g.bench_function("raw_hashing_bound", |b| {
         b.iter(|| {
             let mut node = [1u8; 65];
-            for (leaf, &len) in leaves.iter().zip(&path_lens) {
+            for leaf in &leaves {
+                black_box(blake3::hash(leaf));
+            }
+            for k in 0..nodes {
+                node[1] = k as u8;
+                black_box(blake3::hash(&node));
+            }
+            signatures();
+        });
+    });
+    g.bench_function("raw_per_event_paths_bound_v1", |b| {
+        b.iter(|| {
+            let mut node = [1u8; 65];
+            for (leaf, &len) in leaves.iter().zip(&per_event_paths) {
                 let mut h = *blake3::hash(leaf).as_bytes();
                 for _ in 0..len {
                     node[1..33].copy_from_slice(&h);
@@ -180,13 +240,43 @@ fn verify(c: &mut Criterion) {
                 }
                 black_box(h);
             }
+            signatures();
         });
-    });
-    g.bench_function("export_parse_only", |b| {
-        b.iter(|| black_box(medledger_audit::Export::parse(json.as_bytes()).expect("parse")));
     });
     g.bench_function("verify_export", |b| {
         b.iter(|| black_box(verify_export(json.as_bytes(), &policy).expect("verify")));
+    });
+    g.finish();
+}
+
+fn heads_tree(c: &mut Criterion) {
+    const PATIENTS: u32 = 100_000;
+    let heads: Vec<(PatientKey, u64)> = (0..PATIENTS)
+        .map(|p| {
+            let k = *blake3::hash(&p.to_le_bytes()).as_bytes();
+            (PatientKey(k), u64::from(p) * 10)
+        })
+        .collect();
+    let mut g = c.benchmark_group("audit_heads_tree");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(u64::from(PATIENTS)));
+    g.bench_function("raw_blake3_leaves_and_nodes", |b| {
+        b.iter(|| {
+            let mut leaf = [0u8; 41];
+            let mut node = [1u8; 65];
+            for p in 0..PATIENTS {
+                leaf[1..5].copy_from_slice(&p.to_le_bytes());
+                black_box(blake3::hash(&leaf));
+                node[1..5].copy_from_slice(&p.to_le_bytes());
+                black_box(blake3::hash(&node));
+            }
+        });
+    });
+    g.bench_function("heads_tree_build_100k", |b| {
+        b.iter(|| {
+            let t = HeadsTree::build(HashAlg::Blake3, heads.iter().copied()).expect("build");
+            black_box(t.root())
+        });
     });
     g.finish();
 }
@@ -250,5 +340,5 @@ fn patient_report(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append_durable, verify, patient_report);
+criterion_group!(benches, append_durable, verify, heads_tree, patient_report);
 criterion_main!(benches);

@@ -167,7 +167,7 @@ impl Walk<'_> {
             .proof
             .get(self.used)
             .copied()
-            .ok_or(bad("proof has too few hashes"))?;
+            .ok_or_else(|| bad("proof has too few hashes"))?;
         self.used += 1;
         Ok(h)
     }
@@ -176,7 +176,10 @@ impl Walk<'_> {
     fn node(&mut self, lo: u64, hi: u64, idx: &[u64], leaves: &[Hash]) -> Result<Hash> {
         if hi - lo <= 1 {
             // `idx` is non-empty, ascending and inside [lo, hi): it is [lo].
-            return leaves.first().copied().ok_or(bad("missing leaf hash"));
+            return leaves
+                .first()
+                .copied()
+                .ok_or_else(|| bad("missing leaf hash"));
         }
         let mid = lo + split(hi - lo);
         let cut = idx.partition_point(|&i| i < mid);

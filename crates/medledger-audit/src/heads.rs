@@ -26,7 +26,7 @@
 //! it sorts before or after every leaf; nothing when n = 0).
 //!
 //! Building the tree costs a sort of the patients plus one leaf hash and
-//! about one node hash per patient (README: ~40 ms for 100,000 patients on
+//! about one node hash per patient (README: ~0.1 s for 100,000 patients on
 //! the dev VM); it is kept in memory until the next checkpoint.
 
 use medledger_chain::{Hash, HashAlg, MemoryNodeStore, MerkleLog};

@@ -33,18 +33,20 @@
 //! })?;
 //! assert_eq!(receipt.index, 0);
 //!
-//! // The operator signs a checkpoint; a witness cosigns it.
+//! // The operator commits every patient's head and signs a checkpoint;
+//! // a witness cosigns it.
 //! let signer = Ed25519Signer::generate("audit.example/log")?;
 //! let log_key = LogKey::new("audit.example/log", signer.verifier(), HashAlg::Blake3)?;
 //! let mut witness = Witness::in_memory(CosignatureSigner::generate("witness.example")?);
 //! witness.add_log(log_key.clone());
-//! log.checkpoint(&signer, 1_764_307_201, &[&witness])?;
+//! log.checkpoint_with_heads(&signer, 1_764_307_201, &[&witness])?;
 //!
 //! // The auditor verifies the patient's export offline.
 //! let json = log.export_patient(&patient, None, 0)?.to_json()?;
 //! let policy = Policy::new(log_key, vec![witness.signer().verifier()?], 1)?;
-//! let report = verify_export(json.as_bytes(), &policy)?;
-//! assert!(report.complete);
+//! let report = verify_patient_export(json.as_bytes(), &policy, &patient)?;
+//! assert!(report.tail_complete());
+//! assert_eq!(report.head, Some(CommittedHead::At(0)));
 //! assert_eq!(report.disclosures().len(), 1);
 //! # Ok::<(), medledger_audit::Error>(())
 //! ```
@@ -57,11 +59,16 @@
 //!   ledger's other keys.
 //! - An export proves what it contains and, for a patient export, that no
 //!   event of that patient is missing between `from_size` and the patient's
-//!   last exported event (each event names the patient's previous one). It
-//!   cannot show that events after the last exported one were withheld:
-//!   compare [`Report::patient_head`] with the newest receipt the patient
-//!   holds. Nor can it show an event the operator never logged; witnesses and
-//!   the append-only log bound what can be changed after the fact.
+//!   last exported event (each event names the patient's previous one).
+//!   Under a checkpoint issued by [`AuditLog::checkpoint_with_heads`], it
+//!   also proves the patient's committed head, so no newer event can have
+//!   been withheld ([`verify_patient_export`] requires this; a plain
+//!   [`AuditLog::checkpoint`] does not commit heads). No export can show an
+//!   event the operator never logged; witnesses and the append-only log
+//!   bound what can be changed after the fact.
+//! - Checkpoint verification follows the signed-note rules: signature lines
+//!   from keys outside the [`medledger_chain::Policy`] are ignored unless
+//!   the policy is `strict()`.
 //! - Exports are untrusted input: parsing is size-capped, schema-strict,
 //!   canonical-only, and every failure names the first bad item.
 //! - The indexes live in memory and are rebuilt from the log on open

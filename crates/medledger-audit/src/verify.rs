@@ -196,7 +196,9 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
             }
             .at(item())
         })?;
-        let bytes = buf.get(..len).ok_or(Error::BadField { what: "event" })?;
+        let bytes = buf
+            .get(..len)
+            .ok_or_else(|| Error::BadField { what: "event" })?;
         let event = AuditEvent::decode(bytes).map_err(|err| Error::from(err).at(item()))?;
         if let Some(p) = &patient {
             check_chain(&event, p, index, previous, export.from_size).map_err(|e| e.at(item()))?;
