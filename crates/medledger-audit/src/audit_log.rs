@@ -391,11 +391,15 @@ impl<S: NodeStore> AuditLog<S> {
     }
 
     /// Adopts a checkpoint issued earlier (e.g. persisted by the caller and
-    /// restored after a restart). It must describe this tree and follow the
-    /// last adopted checkpoint.
+    /// restored after a restart). It must describe this tree (its root is
+    /// the tree's at its size). It is placed among the adopted checkpoints
+    /// by size and time, and checked as the successor of the one before it
+    /// and as the predecessor of the one after it where their chain lines
+    /// name each other; a gap (a checkpoint between them not adopted) is
+    /// allowed, so checkpoints restored from checkpoint entries on open and
+    /// checkpoints the embedder kept may be restored in any order.
     ///
-    /// Adopting a checkpoint already adopted (e.g. restored on open from
-    /// its checkpoint entry) does nothing.
+    /// Adopting a checkpoint already adopted does nothing.
     pub fn restore_checkpoint(&self, issued: IssuedCheckpoint) -> Result<()> {
         let mut g = lock(&self.inner);
         let cp = &issued.checkpoint;
@@ -412,10 +416,22 @@ impl<S: NodeStore> AuditLog<S> {
                 reason: "root differs from the tree at that size",
             });
         }
-        if let Some(prev) = g.checkpoints.last() {
-            prev.checkpoint.check_successor(cp)?;
+        let key = |c: &Checkpoint| (c.size, c.chain.map(|l| l.time));
+        let at = g
+            .checkpoints
+            .partition_point(|c| key(&c.checkpoint) <= key(cp));
+        let before = at.checked_sub(1).and_then(|k| g.checkpoints.get(k));
+        if let Some(prev) = before {
+            if cp.chain.and_then(|l| l.prev) == Some(prev.checkpoint.hash()) {
+                prev.checkpoint.check_successor(cp)?;
+            }
         }
-        g.checkpoints.push(issued);
+        if let Some(next) = g.checkpoints.get(at) {
+            if next.checkpoint.chain.and_then(|l| l.prev) == Some(cp.hash()) {
+                cp.check_successor(&next.checkpoint)?;
+            }
+        }
+        g.checkpoints.insert(at, issued);
         Ok(())
     }
 

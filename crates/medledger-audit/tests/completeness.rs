@@ -320,3 +320,60 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// An embedder that mixes plain checkpoints (kept by itself) with
+/// checkpoints with heads (kept in the log) reopens and restores its own
+/// list in order: the ones already restored from the log are skipped, the
+/// others fall into place.
+#[test]
+fn mixed_checkpoints_restore_in_any_order() {
+    let entries = Arc::new(MemoryLog::new());
+    let f = fixture();
+    let log = AuditLog::open(
+        ORIGIN,
+        entries.clone(),
+        MerkleLog::in_memory(HashAlg::Blake3),
+    )
+    .unwrap();
+    let mut t = 1;
+    for heads in [true, false, true, false] {
+        log.append(event(
+            Action::Read,
+            patient_a(),
+            (1, Role::Clinician),
+            T0 + t,
+        ))
+        .unwrap();
+        if heads {
+            log.checkpoint_with_heads(&f.signer, t, &[&f.witness])
+                .unwrap();
+        } else {
+            log.checkpoint(&f.signer, t, &[&f.witness]).unwrap();
+        }
+        t += 1;
+    }
+    let all = log.checkpoints();
+    drop(log);
+    let reopened = AuditLog::open(ORIGIN, entries, MerkleLog::in_memory(HashAlg::Blake3)).unwrap();
+    assert_eq!(reopened.checkpoints(), vec![all[0].clone(), all[2].clone()]);
+    for c in all.iter().rev() {
+        reopened.restore_checkpoint(c.clone()).unwrap();
+    }
+    assert_eq!(reopened.checkpoints(), all);
+    // A checkpoint of another tree is still refused.
+    let mut bad = all[1].clone();
+    bad.checkpoint.root = medledger_chain::Hash([0; 32]);
+    assert!(matches!(
+        reopened.restore_checkpoint(bad),
+        Err(Error::CheckpointMismatch { .. })
+    ));
+    // New checkpoints chain to the newest adopted one.
+    reopened
+        .checkpoint::<MemoryWitnessStateStore>(&f.signer, 9, &[])
+        .unwrap();
+    let cps = reopened.checkpoints();
+    cps[3]
+        .checkpoint
+        .check_successor(&cps[4].checkpoint)
+        .unwrap();
+}
