@@ -335,8 +335,7 @@ fn mixed_checkpoints_restore_in_any_order() {
         MerkleLog::in_memory(HashAlg::Blake3),
     )
     .unwrap();
-    let mut t = 1;
-    for heads in [true, false, true, false] {
+    for (t, heads) in (1u64..).zip([true, false, true, false]) {
         log.append(event(
             Action::Read,
             patient_a(),
@@ -350,7 +349,6 @@ fn mixed_checkpoints_restore_in_any_order() {
         } else {
             log.checkpoint(&f.signer, t, &[&f.witness]).unwrap();
         }
-        t += 1;
     }
     let all = log.checkpoints();
     drop(log);
