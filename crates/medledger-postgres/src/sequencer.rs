@@ -6,7 +6,7 @@
 //! (`SELECT … FOR UPDATE`). Whoever holds it, in any process, reads the
 //! log length `n`, inserts its entries at `n, n + 1, …`, computes the
 //! batch's Merkle nodes with a [`MerkleLog`] over the committed frontier
-//! ([`crate::nodes::TxnNodes`]; the frontier is cached between appends
+//! (a transaction-scoped node view; the frontier is cached between appends
 //! while the head stays where this process left it), and writes each entry
 //! in one row with its node hashes, a `batches` row per caller and the new
 //! head in one statement, all in one transaction (three round trips:
