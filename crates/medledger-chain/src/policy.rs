@@ -13,6 +13,7 @@
 //! must be able to say who signed what it archives).
 
 use crate::checkpoint::{Checkpoint, LogKey};
+use crate::cosignature::DEFAULT_MAX_FUTURE_SKEW;
 use crate::error::{Error, Result};
 use crate::note::{Note, NoteVerifier, SIG_TYPE_COSIGNATURE_V1};
 
@@ -101,6 +102,40 @@ impl Policy {
     /// Verifies a signed checkpoint note against the policy.
     pub fn verify(&self, note_text: &[u8]) -> Result<VerifiedCheckpoint> {
         self.verify_note(Note::parse(note_text)?)
+    }
+
+    /// [`Policy::verify`], and refuses the note if a policy witness's
+    /// cosignature is dated more than [`DEFAULT_MAX_FUTURE_SKEW`] after `now`
+    /// (Unix seconds, the verifier's clock) with
+    /// [`Error::CosignatureFromFuture`]: such a timestamp proves nothing
+    /// about when the witness saw the checkpoint. [`Policy::verify`] takes
+    /// no clock and does not compare timestamps.
+    pub fn verify_at(&self, note_text: &[u8], now: u64) -> Result<VerifiedCheckpoint> {
+        self.verify_note_at(Note::parse(note_text)?, now, DEFAULT_MAX_FUTURE_SKEW)
+    }
+
+    /// [`Policy::verify_at`] for a parsed note, with an explicit skew in
+    /// seconds.
+    pub fn verify_note_at(
+        &self,
+        note: Note,
+        now: u64,
+        max_skew: u64,
+    ) -> Result<VerifiedCheckpoint> {
+        let verified = self.verify_note(note)?;
+        if let Some(c) = verified
+            .cosignatures
+            .iter()
+            .find(|c| c.timestamp > now.saturating_add(max_skew))
+        {
+            return Err(Error::CosignatureFromFuture {
+                name: c.name.clone(),
+                timestamp: c.timestamp,
+                now,
+                max_skew,
+            });
+        }
+        Ok(verified)
     }
 
     /// [`Policy::verify`] for a parsed note.

@@ -147,3 +147,27 @@ fn strict_policy_refuses_an_unknown_non_cosignature_line() {
         Err(Error::UnknownSigner { line: 2, .. })
     ));
 }
+
+#[test]
+fn verify_at_refuses_a_cosignature_dated_beyond_the_skew() {
+    let a = witness("a.example", 4);
+    let text = note(&[&a]).to_text().unwrap();
+    let p = policy(&[&a], 1);
+    // The cosignature is dated 1_764_307_201; the default skew is 600 s.
+    let in_time = p.verify_at(text.as_bytes(), 1_764_307_201 - 600).unwrap();
+    assert_eq!(in_time.cosignatures[0].timestamp, 1_764_307_201);
+    match p.verify_at(text.as_bytes(), 1_764_307_201 - 601) {
+        Err(Error::CosignatureFromFuture {
+            name,
+            timestamp,
+            max_skew,
+            ..
+        }) => assert_eq!(
+            (name.as_str(), timestamp, max_skew),
+            ("a.example", 1_764_307_201, 600)
+        ),
+        other => panic!("expected CosignatureFromFuture, got {other:?}"),
+    }
+    // Without a clock the timestamp is not compared.
+    assert!(p.verify(text.as_bytes()).is_ok());
+}
