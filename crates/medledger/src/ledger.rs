@@ -25,6 +25,7 @@ use crate::backend::{self, Stores};
 use crate::custody::{LedgerKey, Secrets};
 use crate::error::{At, Error, Op, Result};
 use crate::guardian::Guardians;
+use crate::state_commit::StateCommits;
 
 /// Number of lock stripes serializing writers of the same record.
 const RECORD_STRIPES: usize = 64;
@@ -71,6 +72,8 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// The highest log index a state transaction was stamped with: stamps
     /// must not regress, but concurrent appends finish out of order.
     stamp: Mutex<u64>,
+    /// Group commit of writes' state rows (see `state_commit`).
+    pub(crate) state_commits: StateCommits,
     record_locks: Vec<Mutex<()>>,
 }
 
@@ -162,6 +165,7 @@ impl<N: NodeStore> Ledger<N> {
             organizations: RwLock::new(HashMap::new()),
             checkpoint_lock: Mutex::new(()),
             stamp: Mutex::new(stamp),
+            state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
         };
         ledger.restore()?;

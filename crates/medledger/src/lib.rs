@@ -100,6 +100,7 @@ mod postgres;
 mod read_decision;
 mod record;
 mod record_state;
+mod state_commit;
 mod share;
 mod share_codec;
 mod streaming;

@@ -20,6 +20,7 @@ use crate::record_state::{
     commitment, decode_labels, encode_labels, patient_record_key, version_key, RecordState,
     VersionState, T_VERSION_LABELS,
 };
+use crate::state_commit::Put;
 
 pub(crate) const T_RECORDS: &str = "records";
 pub(crate) const T_VERSIONS: &str = "versions";
@@ -281,16 +282,27 @@ impl<N: NodeStore> Ledger<N> {
             event: index,
             commitment: c,
         };
-        let (rk, rv) = (rec.id.as_bytes(), st.encode());
-        let (vk, vv) = (version_key(rec.id, version), vs.encode());
-        let pk = patient_record_key(&rec.patient, rec.id);
-        self.commit_state(index, op, &mut |t| {
-            t.put(T_RECORDS, rk, &rv)?;
-            t.put(T_VERSIONS, &vk, &vv)?;
-            t.put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels))?;
-            t.put(T_BLOBS, &blob.0, &vk)?;
-            t.put(T_PATIENT_RECORDS, &pk, &[])
-        })?;
+        let vk = version_key(rec.id, version);
+        let put = |table, key: &[u8], value: &[u8]| Put {
+            table,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
+        self.commit_rows(
+            index,
+            op,
+            vec![
+                put(T_RECORDS, rec.id.as_bytes(), &st.encode()),
+                put(T_VERSIONS, &vk, &vs.encode()),
+                put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels)),
+                put(T_BLOBS, &blob.0, &vk),
+                put(
+                    T_PATIENT_RECORDS,
+                    &patient_record_key(&rec.patient, rec.id),
+                    &[],
+                ),
+            ],
+        )?;
         // No `mark_referenced` here: the `blobs` row committed above is the
         // durable reference. The blob stays pending until the next open,
         // whose `collect_pending` keeps (and marks) every pending blob a
