@@ -67,13 +67,15 @@ fn main() -> Result<(), Box<dyn StdError>> {
         "St Mary's shows the world a checkpoint of size {}, cosigned.",
         honest.checkpoint.size
     );
+    // The operator shows the fork to someone without a witness (a
+    // checkpoint of the same size: its write and heads entry mirror the
+    // honest ones); the two signed checkpoints together are proof of
+    // misbehaviour.
+    let forked = fork.checkpoint::<MemoryWitnessStateStore>(&[])?;
     match fork.checkpoint(&[&witness_at_b]) {
         Err(e) => println!("The forked checkpoint is refused by Riverside's witness: {e}"),
         Ok(_) => return Err("a witness cosigned a fork".into()),
     }
-    // The operator shows the fork to someone without a witness; the two
-    // signed checkpoints together are proof of misbehaviour.
-    let forked = fork.checkpoint::<MemoryWitnessStateStore>(&[])?;
     let evidence = SplitViewEvidence::from_failed_proof(&log_key, &honest.note, &forked.note, &[])?;
     evidence.verify(&log_key)?;
     let text = evidence.to_text();

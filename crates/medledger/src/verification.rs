@@ -32,7 +32,12 @@ impl<N: NodeStore> Ledger<N> {
     /// Signs a checkpoint of the log (size, root, time, previous
     /// checkpoint's hash) and collects a cosignature from each witness,
     /// which first checks a consistency proof from the size it last
-    /// cosigned. The checkpoint is kept with the ledger's state.
+    /// cosigned. The checkpoint commits to every patient's last event (a
+    /// heads entry appended just before it, medledger-audit's
+    /// `checkpoint_with_heads`), so a patient export under it proves that
+    /// no later event of the patient was withheld; the signed note is also
+    /// appended to the log as a checkpoint entry (two entries in all) and
+    /// kept with the ledger's state.
     pub fn checkpoint<W: WitnessStateStore>(
         &self,
         witnesses: &[&Witness<W>],
@@ -44,7 +49,7 @@ impl<N: NodeStore> Ledger<N> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let issued = self
             .audit
-            .checkpoint(&self.signer, now_ms() / 1000, witnesses)
+            .checkpoint_with_heads(&self.signer, now_ms() / 1000, witnesses)
             .at(op)?;
         let seq = (self.audit.checkpoints().len() as u64).saturating_sub(1);
         let note = issued.note.clone();

@@ -327,9 +327,12 @@ fn checkpoint_cosigned_export_verifies_offline() {
     let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
     write(&w, "Observation/2", b"y", SensitivitySet::empty());
     let cp2 = w.ledger.checkpoint(&[&witness]).unwrap();
+    // Each checkpoint covers a heads entry appended just before it and is
+    // followed by its checkpoint entry: write, grant, read, heads | note,
+    // write, heads.
     assert_eq!(
         (cp1.checkpoint.size, cp2.checkpoint.size),
-        (base + 3, base + 4)
+        (base + 4, base + 7)
     );
     assert_eq!(w.ledger.verify().unwrap().checkpoints, 2);
 
@@ -341,6 +344,11 @@ fn checkpoint_cosigned_export_verifies_offline() {
     )
     .unwrap();
     let report = verify_export(json.as_bytes(), &policy).unwrap();
+    // The checkpoint commits to the patient's head: an auditor asking
+    // about this patient knows no later event was withheld.
+    let pk = w.ledger.patient_key(&w.patient.id()).unwrap();
+    let own = medledger::audit::verify_patient_export(json.as_bytes(), &policy, &pk).unwrap();
+    assert!(own.head.is_some());
     assert!(report.complete);
     let events = w.ledger.patient_events(&w.patient.id()).unwrap();
     assert_eq!(report.events.len(), events.len());
