@@ -38,8 +38,10 @@
 //!   ([`sequencer`]).
 //! - Retries: only SQLSTATE 40001/40P01, which PostgreSQL guarantees were
 //!   rolled back. A connection lost during `COMMIT` is
-//!   [`Error::OutcomeUnknown`], never retried (it may have committed); an
-//!   append's [`BatchToken`] resolves it ([`PgEntryLog::batch_outcome`]).
+//!   never retried (it may have committed): the entry log asks once, by
+//!   the append's [`BatchToken`], whether it did; only if the server cannot
+//!   answer is it [`Error::OutcomeUnknown`] ([`PgEntryLog::batch_outcome`]
+//!   resolves it later).
 //! - Durability is PostgreSQL's: an append is acknowledged after `COMMIT`
 //!   returns, durable only with `synchronous_commit` on (the default) and
 //!   `fsync` on. With synchronous replication it is also on a standby.

@@ -27,9 +27,11 @@
 //! A transaction PostgreSQL rolled back with 40001/40P01 is run again
 //! (recomputing everything from the locked head). A connection lost before
 //! `COMMIT` is [`Error::ConnectionLost`]: nothing was written. One lost
-//! during `COMMIT` is [`Error::OutcomeUnknown`] with the caller's
-//! [`BatchToken`]: it is never retried, because it may have committed;
-//! [`PgEntryLog::batch_outcome`] answers once the server is reachable.
+//! during `COMMIT` is never retried, because it may have committed: the
+//! log asks the server once, by the transaction's [`BatchToken`], whether
+//! it did (acknowledging the batch if so, [`Error::ConnectionLost`] if not);
+//! only if the server cannot answer is it [`Error::OutcomeUnknown`] with the
+//! caller's token, which [`PgEntryLog::batch_outcome`] resolves later.
 
 use core::ops::Range;
 use std::collections::HashMap;
@@ -251,11 +253,24 @@ impl PgEntryLog {
     fn commit(&self, group: &[Request]) -> Result<u64> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
-        let (start, frontier) =
-            self.pool
-                .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
-                    self.append_in(conn, rows, group)
-                })?;
+        let r = self
+            .pool
+            .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
+                self.append_in(conn, rows, group)
+            });
+        let (start, frontier) = match (r, batch) {
+            (Err(Error::OutcomeUnknown { op, source, .. }), Some(token)) => {
+                // Not a retry: ask once whether it committed (the `batches`
+                // row commits with the entries). If the server cannot say,
+                // the outcome stays unknown.
+                return match self.batch_outcome(&token) {
+                    Ok(Some(range)) => Ok(range.start),
+                    Ok(None) => Err(Error::ConnectionLost { op, source }),
+                    Err(_) => Err(Error::OutcomeUnknown { op, batch, source }),
+                };
+            }
+            (r, _) => r?,
+        };
         *self
             .frontier
             .lock()
