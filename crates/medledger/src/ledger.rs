@@ -152,7 +152,7 @@ impl<N: NodeStore> Ledger<N> {
         let stamp = state.log_index().at(op)?.unwrap_or(0);
         let ledger = Ledger {
             origin: origin.to_owned(),
-            source: origin.chars().take(64).collect(),
+            source: source_node(origin),
             audit,
             entries,
             blobs,
@@ -461,6 +461,16 @@ impl<N: NodeStore> Ledger<N> {
     }
 }
 
+/// The audit events' source node: the origin, cut at a character boundary
+/// to the event encoding's 64-byte limit.
+fn source_node(origin: &str) -> String {
+    let mut end = origin.len().min(medledger_audit::codec::MAX_ID_LEN);
+    while !origin.is_char_boundary(end) {
+        end -= 1;
+    }
+    origin.get(..end).unwrap_or_default().to_owned()
+}
+
 /// The audit role of a grants actor kind.
 pub(crate) fn audit_role(kind: ActorKind) -> AuditRole {
     match kind {
@@ -509,4 +519,41 @@ fn decode_actor(v: &[u8]) -> Option<(String, Actor)> {
     let (label, actor) = rest.split_at_checked(usize::from(*len))?;
     let label = core::str::from_utf8(label).ok()?.to_owned();
     Some((label, Actor::decode(actor).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_node_fits_the_event_limit_at_a_character_boundary() {
+        assert_eq!(source_node("clinic.example/log"), "clinic.example/log");
+        // 40 two-byte characters: 80 bytes, cut to 32 characters (64 bytes).
+        let long = "é".repeat(40);
+        assert_eq!(source_node(&long), "é".repeat(32));
+        // A three-byte character straddling byte 64 is dropped whole.
+        let straddle = format!("{}€", "a".repeat(62));
+        assert_eq!(source_node(&straddle), "a".repeat(62));
+    }
+
+    #[test]
+    fn a_long_non_ascii_origin_still_logs_events() {
+        let origin = "klinik-ümraniye-".repeat(5);
+        assert!(origin.len() > 64);
+        let ledger = Ledger::in_memory(&origin, &LedgerKey::from_bytes([5; 32])).unwrap();
+        let patient = medledger_grants::ActorKeys::generate(ActorKind::Patient).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger
+            .write(&crate::NewRecord {
+                id: "Observation/1",
+                patient: patient.id(),
+                author: patient.id(),
+                content_type: "application/fhir+json",
+                category: "Observation",
+                labels: medledger_grants::SensitivitySet::empty(),
+                body: b"{}",
+            })
+            .unwrap();
+        assert!(ledger.size() >= 2);
+    }
 }
