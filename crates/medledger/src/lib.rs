@@ -100,9 +100,9 @@ mod postgres;
 mod read_decision;
 mod record;
 mod record_state;
-mod state_commit;
 mod share;
 mod share_codec;
+mod state_commit;
 mod streaming;
 mod verification;
 
@@ -127,10 +127,10 @@ pub use medledger_audit as audit;
 pub use medledger_chain as chain;
 pub use medledger_envelope as envelope;
 pub use medledger_grants as grants;
-pub use medledger_store as store;
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub use medledger_postgres as pg;
+pub use medledger_store as store;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
