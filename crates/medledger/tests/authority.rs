@@ -222,10 +222,11 @@ fn denial(r: medledger::Result<medledger::Written>) -> (DenyReason, u64) {
 fn writes_need_the_patient_a_guardian_or_a_write_grant() {
     let w = world();
     // No grant: refused, logged as a denied create, nothing written.
-    let (reason, event) = denial(
-        w.ledger
-            .write(&record(&w, "Observation/1", &w.doctor, b"by doctor")),
-    );
+    let (reason, event) =
+        denial(
+            w.ledger
+                .write(&record(&w, "Observation/1", &w.doctor, b"by doctor")),
+        );
     assert_eq!(reason, DenyReason::NoGrant);
     assert_eq!(last_event(&w), (event, "create", true));
     assert!(matches!(
