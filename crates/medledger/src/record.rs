@@ -4,11 +4,11 @@
 
 use std::io::{Read, Write};
 
-use medledger_audit::{Action, Id32, Outcome, PurposeOfUse, RecordRef};
+use medledger_audit::{Action, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
-use medledger_envelope::{seal, Header, RecipientPublicKey, RecipientSecretKey, RecordContext};
+use medledger_envelope::{Header, RecipientPublicKey, RecipientSecretKey, RecordContext};
 use medledger_grants::{
-    Action as GrantAction, ActorId, ActorKind, Category, DenyReason, Purpose, RecordId, RecordMeta,
+    Action as GrantAction, ActorId, Category, DenyReason, Purpose, RecordId, RecordMeta,
     SensitivitySet,
 };
 use medledger_store::{read_blob, BlobId};
@@ -17,10 +17,9 @@ use rand_core::{OsRng, RngCore};
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::Ledger;
 use crate::record_state::{
-    commitment, decode_labels, encode_labels, patient_record_key, version_key, RecordState,
-    VersionState, T_VERSION_LABELS,
+    decode_labels, version_key, RecordState, VersionState, T_VERSION_LABELS,
 };
-use crate::state_commit::Put;
+use crate::streaming::StreamedRecord;
 
 pub(crate) const T_RECORDS: &str = "records";
 pub(crate) const T_VERSIONS: &str = "versions";
@@ -164,172 +163,30 @@ impl<N: NodeStore> Ledger<N> {
     /// Anyone else gets [`Error::AccessDenied`] and the refused write is
     /// logged as a denied Create/Update event.
     pub fn write(&self, rec: &NewRecord<'_>) -> Result<Written> {
-        let op = Op::Write;
-        let bad = |what, reason| Error::InvalidInput { op, what, reason };
-        if rec.id.is_empty() || rec.id.len() > MAX_RECORD_ID_LEN {
-            return Err(bad("record id", "must be 1 to 64 bytes"));
-        }
-        RecordId::new(rec.id).at(op)?;
-        Category::new(rec.category).at(op)?;
-        if rec.content_type.is_empty() || rec.content_type.len() > 255 {
-            return Err(bad("content type", "must be 1 to 255 bytes"));
-        }
-        let patient = self.actor(&rec.patient, op)?;
-        if patient.kind() != ActorKind::Patient {
-            return Err(bad("patient", "is not an actor of kind patient"));
-        }
-        let author = self.actor(&rec.author, op)?;
-        let _guard = self.record_lock(rec.id);
-        let (mut st, custody) = match self.record_state(rec.id, op) {
-            Ok(st) if st.erased => {
-                return Err(Error::RecordErased {
-                    op,
-                    record: rec.id.to_owned(),
-                })
-            }
-            Ok(st) if st.patient != rec.patient => {
-                return Err(bad("patient", "the record belongs to another patient"))
-            }
-            Ok(mut st) => {
-                let custody = self.custody_key(rec.id, &st, op)?;
-                st.latest = st.latest.checked_add(1).ok_or(bad("version", "overflow"))?;
-                (st, custody)
-            }
-            Err(Error::UnknownRecord { .. }) => {
-                let custody = RecipientSecretKey::generate();
-                let sealed = self.secrets.seal_record_key(rec.id, &custody.to_bytes())?;
-                let st = RecordState {
-                    patient: rec.patient,
-                    latest: 1,
-                    erased: false,
-                    labels: rec.labels,
-                    category: String::new(),
-                    content_type: String::new(),
-                    custody: sealed,
-                };
-                (st, custody)
-            }
-            Err(e) => return Err(e),
+        let meta = StreamedRecord {
+            id: rec.id,
+            patient: rec.patient,
+            author: rec.author,
+            content_type: rec.content_type,
+            category: rec.category,
+            labels: rec.labels,
         };
-        // Each version is decided with its own labels (kept in its version
-        // state); the record keeps their union for code that has no version
-        // at hand, which can then only be more restrictive.
-        st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
-        let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
-        st.content_type = rec.content_type.to_owned();
-        let version = st.latest;
-        let action = if version == 1 {
-            Action::Create
-        } else {
-            Action::Update
-        };
-        let target = RecordRef {
-            id: rec.id.to_owned(),
-            version,
-        };
-        if let Some(reason) = self.write_denied(rec, Some(&previous_category), op)? {
-            let outcome = Outcome::Denied {
-                code: crate::access::deny_code(reason),
-                reason: format!("{reason:?}"),
-            };
-            let event = self.event(
-                op,
-                action,
-                &rec.author,
-                &rec.patient,
-                Some(target),
-                PurposeOfUse::Treatment,
-                outcome,
-                Vec::new(),
-                None,
-            )?;
-            let event = self.audit.append(event).at(op)?.index;
-            return Err(Error::AccessDenied { op, reason, event });
-        }
-        let ctx = self.context(rec.id, &st, version, op)?;
-        let mut recipients = vec![custody.public_key(), x25519_of(&patient)];
-        if rec.author != rec.patient {
-            recipients.push(x25519_of(&author));
-        }
-        let envelope = seal(rec.body, &ctx, &recipients).at(op)?;
-        let (_, body) = Header::parse_prefix(&envelope).at(op)?;
-        let mut nonce = [0u8; 32];
-        OsRng.fill_bytes(&mut nonce);
-        let c = commitment(&nonce, body);
-        let blob = self.put_blob(&envelope, op)?;
-        let mut event = self.event(
-            op,
-            action,
-            &rec.author,
-            &rec.patient,
-            Some(target),
-            PurposeOfUse::Treatment,
-            Outcome::Success,
-            Vec::new(),
-            None,
-        )?;
-        event.commitment = Some(Id32(c));
-        let index = match self.audit.append(event) {
-            Ok(r) => r.index,
-            Err(e) => {
-                let _ = self.blobs.delete(&blob);
-                return Err(e).at(op);
-            }
-        };
-        let vs = VersionState {
-            blob,
-            nonce,
-            event: index,
-            commitment: c,
-        };
-        let vk = version_key(rec.id, version);
-        let put = |table, key: &[u8], value: &[u8]| Put {
-            table,
-            key: key.to_vec(),
-            value: value.to_vec(),
-        };
-        self.commit_rows(
-            index,
-            op,
-            vec![
-                put(T_RECORDS, rec.id.as_bytes(), &st.encode()),
-                put(T_VERSIONS, &vk, &vs.encode()),
-                put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels)),
-                put(T_BLOBS, &blob.0, &vk),
-                put(
-                    T_PATIENT_RECORDS,
-                    &patient_record_key(&rec.patient, rec.id),
-                    &[],
-                ),
-            ],
-        )?;
-        // No `mark_referenced` here: the `blobs` row committed above is the
-        // durable reference. The blob stays pending until the next open,
-        // whose `collect_pending` keeps (and marks) every pending blob a
-        // `blobs` row names and deletes the rest — the same outcome as
-        // marking now, one durable commit (a rename and two directory
-        // syncs on the embedded store) fewer per write.
-        Ok(Written {
-            record: rec.id.to_owned(),
-            version,
-            event: index,
-            commitment: c,
-        })
+        self.write_stream(&meta, &mut &*rec.body, Op::Write, None)
     }
 
     /// Why `rec.author` may not write `rec`, if they may not: the patient
     /// and active guardians may; anyone else needs a grant of `write` for
     /// purpose `Treat` covering the version's category and labels (and the
     /// record's previous category, when the write changes it).
-    fn write_denied(
+    pub(crate) fn write_denied(
         &self,
-        rec: &NewRecord<'_>,
-        previous_category: Option<&str>,
+        rec: &StreamedRecord<'_>,
+        previous_category: &str,
         op: Op,
     ) -> Result<Option<DenyReason>> {
         let mut categories = vec![rec.category];
-        if let Some(c) = previous_category.filter(|c| !c.is_empty() && *c != rec.category) {
-            categories.push(c);
+        if !previous_category.is_empty() && previous_category != rec.category {
+            categories.push(previous_category);
         }
         for category in categories {
             let meta = RecordMeta {

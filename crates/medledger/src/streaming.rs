@@ -11,10 +11,7 @@ use medledger_audit::{Action as AuditAction, Id32, Outcome, PurposeOfUse, Record
 use medledger_chain::NodeStore;
 use medledger_envelope::header::PREAMBLE_LEN;
 use medledger_envelope::{Decryptor, Encryptor, Header, RecipientPublicKey, RecipientSecretKey};
-use medledger_grants::{
-    Action as GrantAction, ActorId, ActorKind, Category, DenyReason, Purpose, RecordId, RecordMeta,
-    SensitivitySet,
-};
+use medledger_grants::{ActorId, ActorKind, Category, Purpose, RecordId, SensitivitySet};
 
 use crate::access::deny_code;
 use medledger_store::{BlobId, BlobWriter};
@@ -27,8 +24,10 @@ use crate::record::{
     x25519_of, Written, MAX_RECORD_ID_LEN, T_BLOBS, T_PATIENT_RECORDS, T_RECORDS, T_VERSIONS,
 };
 use crate::record_state::{
-    patient_record_key, version_key, RecordState, VersionState, COMMITMENT_CONTEXT,
+    encode_labels, patient_record_key, version_key, RecordState, VersionState, COMMITMENT_CONTEXT,
+    T_VERSION_LABELS,
 };
+use crate::state_commit::Put;
 
 /// Bytes read from the caller's body stream per step.
 const STEP: usize = 64 * 1024;
@@ -185,39 +184,6 @@ impl<N: NodeStore> Ledger<N> {
         Ok(())
     }
 
-    /// The write decision of `write`, for a streamed record: the reason
-    /// the author may not write it, if any.
-    fn stream_write_denied(
-        &self,
-        rec: &StreamedRecord<'_>,
-        previous_category: &str,
-        op: Op,
-    ) -> Result<Option<DenyReason>> {
-        let mut categories = vec![rec.category];
-        if !previous_category.is_empty() && previous_category != rec.category {
-            categories.push(previous_category);
-        }
-        for category in categories {
-            let meta = RecordMeta {
-                id: RecordId::new(rec.id).at(op)?,
-                category: Category::new(category).at(op)?,
-                labels: rec.labels,
-            };
-            let decision = self.decide(
-                rec.author,
-                rec.patient,
-                meta,
-                GrantAction::Write,
-                Purpose::Treat,
-                None,
-            );
-            if let Some(reason) = decision.deny_reason() {
-                return Ok(Some(reason));
-            }
-        }
-        Ok(None)
-    }
-
     /// [`Ledger::write`] with the body read from `body` in 64 KiB steps:
     /// sealed chunk by chunk into a blob, the ciphertext hashed into the
     /// blinded commitment as it is written. Memory use does not grow with
@@ -305,7 +271,9 @@ impl<N: NodeStore> Ledger<N> {
             }
             Err(e) => return Err(e),
         };
-        // As in `write`: labels only accumulate over versions.
+        // Each version is decided with its own labels (kept in its version
+        // state); the record keeps their union for code that has no version
+        // at hand, which can then only be more restrictive.
         st.labels = st.labels.iter().chain(rec.labels.iter()).collect();
         let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
         st.content_type = rec.content_type.to_owned();
@@ -322,7 +290,7 @@ impl<N: NodeStore> Ledger<N> {
         // Authorized as `write` is: the patient, an active guardian, or a
         // grantee of write for Treat over the new and the previous
         // category; a refusal is logged as a denied Create/Update.
-        if let Some(reason) = self.stream_write_denied(rec, &previous_category, op)? {
+        if let Some(reason) = self.write_denied(rec, &previous_category, op)? {
             let outcome = Outcome::Denied {
                 code: deny_code(reason),
                 reason: format!("{reason:?}"),
@@ -398,20 +366,33 @@ impl<N: NodeStore> Ledger<N> {
             event: index,
             commitment: c,
         };
-        let (rk, rv) = (rec.id.as_bytes(), st.encode());
-        let (vk, vv) = (version_key(rec.id, version), vs.encode());
-        let pk = patient_record_key(&rec.patient, rec.id);
-        self.commit_state(index, op, &mut |t| {
-            t.put(T_RECORDS, rk, &rv)?;
-            t.put(T_VERSIONS, &vk, &vv)?;
-            t.put(T_BLOBS, &blob.0, &vk)?;
-            t.put(T_PATIENT_RECORDS, &pk, &[])?;
-            if let Some((table, value)) = &provenance {
-                t.put(table, &vk, value)?;
-            }
-            Ok(())
-        })?;
-        self.blobs.mark_referenced(&blob).at(op)?;
+        let vk = version_key(rec.id, version);
+        let put = |table, key: &[u8], value: &[u8]| Put {
+            table,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
+        let mut rows = vec![
+            put(T_RECORDS, rec.id.as_bytes(), &st.encode()),
+            put(T_VERSIONS, &vk, &vs.encode()),
+            put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels)),
+            put(T_BLOBS, &blob.0, &vk),
+            put(
+                T_PATIENT_RECORDS,
+                &patient_record_key(&rec.patient, rec.id),
+                &[],
+            ),
+        ];
+        if let Some((table, value)) = provenance {
+            rows.push(put(table, &vk, &value));
+        }
+        self.commit_rows(index, op, rows)?;
+        // No `mark_referenced` here: the `blobs` row committed above is the
+        // durable reference. The blob stays pending until the next open,
+        // whose `collect_pending` keeps (and marks) every pending blob a
+        // `blobs` row names and deletes the rest — the same outcome as
+        // marking now, one durable commit (a rename and two directory
+        // syncs on the embedded store) fewer per write.
         Ok(Written {
             record: rec.id.to_owned(),
             version,
