@@ -241,7 +241,34 @@ macro_rules! during {
     };
 }
 during!(medledger_chain::Error, Chain);
-during!(medledger_envelope::Error, Envelope);
+
+/// An envelope error, except that a store error a blob reader carried
+/// through the envelope's `io::Error` (a corrupt or missing blob under a
+/// streaming read) is reported as the store error it is.
+impl During for medledger_envelope::Error {
+    fn during(self, op: Op) -> Error {
+        match self {
+            medledger_envelope::Error::Io(e)
+                if e.get_ref()
+                    .is_some_and(|inner| inner.is::<medledger_store::Error>()) =>
+            {
+                match e
+                    .into_inner()
+                    .map(|inner| inner.downcast::<medledger_store::Error>())
+                {
+                    Some(Ok(store)) => Error::Store { op, source: *store },
+                    _ => Error::Envelope {
+                        op,
+                        source: medledger_envelope::Error::Io(std::io::Error::other(
+                            "a blob reader failed",
+                        )),
+                    },
+                }
+            }
+            source => Error::Envelope { op, source },
+        }
+    }
+}
 during!(medledger_grants::Error, Grants);
 during!(medledger_audit::Error, Audit);
 during!(medledger_store::Error, Store);
