@@ -261,30 +261,6 @@ impl<N: NodeStore> Ledger<N> {
         Ok(())
     }
 
-    /// Adds `reader` as a recipient of `record`'s `version` (custody key
-    /// unwraps; header rewritten). Caller holds the record lock.
-    pub(crate) fn add_reader(
-        &self,
-        record: &str,
-        st: &RecordState,
-        version: u64,
-        reader: &RecipientPublicKey,
-        op: Op,
-    ) -> Result<()> {
-        let vs = self.version_state(record, version, op)?;
-        let bytes = self.get_blob(&vs.blob, op)?;
-        let (header, body) = Header::parse_prefix(&bytes).at(op)?;
-        if header.recipients().any(|k| k == reader.key_id()) {
-            return Ok(());
-        }
-        let ctx = self.context(record, st, version, op)?;
-        let dk = header
-            .unwrap_data_key(&self.custody_key(record, st, op)?, &ctx)
-            .at(op)?;
-        let new = header.add_recipients(&dk, &[*reader]).at(op)?;
-        self.replace_header(record, version, &vs, &new, body, op)
-    }
-
     /// Erases a record (GDPR Art. 17, crypto-shredding): its per-record
     /// custody key, every version's blob (header with every wrapped data
     /// key, and ciphertext) and commitment nonce are destroyed, and an

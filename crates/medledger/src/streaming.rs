@@ -135,11 +135,12 @@ fn commit_reader(nonce: &[u8; 32], reader: &mut dyn Read) -> std::io::Result<[u8
 }
 
 impl<N: NodeStore> Ledger<N> {
-    /// `add_reader` without holding the version in memory: only the header
-    /// is read; if `reader` must be added, the new header and the body,
-    /// copied through, go to a new blob that replaces the old one. Caller
-    /// holds the record lock.
-    fn add_reader_streaming(
+    /// Adds `reader` as a recipient of `record`'s `version` without holding
+    /// the version in memory: only the header is read; if `reader` must be
+    /// added (the custody key unwraps the data key), the new header and the
+    /// body, copied through, go to a new blob that replaces the old one.
+    /// Caller holds the record lock.
+    pub(crate) fn add_reader(
         &self,
         record: &str,
         st: &RecordState,
@@ -179,7 +180,8 @@ impl<N: NodeStore> Ledger<N> {
                 t.delete(T_BLOBS, &vs.blob.0).map(|_| ())
             })
             .at(op)?;
-        self.blobs.mark_referenced(&blob).at(op)?;
+        // Referenced by the `blobs` row (see `write_stream`): marked on the
+        // next open.
         self.blobs.delete(&vs.blob).at(op)?;
         Ok(())
     }
@@ -416,7 +418,7 @@ impl<N: NodeStore> Ledger<N> {
     ) -> Result<Decryptor<Box<dyn Read + Send + '_>>> {
         let (vs, mut check, mut blob) = {
             let _guard = self.record_lock(record);
-            self.add_reader_streaming(record, st, version, reader_key, op)?;
+            self.add_reader(record, st, version, reader_key, op)?;
             let vs = self.version_state(record, version, op)?;
             // Both opened under the lock: a concurrent rewrap replaces the
             // blob, and an open reader keeps the version it opened.
