@@ -31,7 +31,12 @@ pub const LEDGER_ORGANIZATION: &str = "ledger";
 impl<N: NodeStore> Ledger<N> {
     /// An event by the ledger itself about `subject` (logged under
     /// `subject`'s pseudonym). Takes no index lock.
-    fn system_event(&self, op: Op, action: Action, subject: &ActorId) -> Result<AuditEvent> {
+    pub(crate) fn system_event(
+        &self,
+        op: Op,
+        action: Action,
+        subject: &ActorId,
+    ) -> Result<AuditEvent> {
         Ok(AuditEvent {
             action,
             actor: AuditActor {

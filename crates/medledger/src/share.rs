@@ -38,7 +38,7 @@
 //! size) kept in the same state transaction. Nothing is stored or logged
 //! for a package that fails verification.
 
-use medledger_audit::{Action as AuditAction, AuditEvent, Outcome};
+use medledger_audit::{Action as AuditAction, AuditEvent, Id32, Outcome};
 use medledger_chain::{HashAlg, LogKey, NodeStore, Note, NoteVerifier, Policy, TlogProof};
 use medledger_envelope::{Decryptor, Header, RecordContext};
 use medledger_grants::{ActorId, Purpose};
@@ -77,6 +77,12 @@ fn share_err(op: Op, reason: ShareError) -> Error {
     Error::SharePackage { op, reason }
 }
 
+/// The commitment a `trust_log` event carries: a hash of the stored trust
+/// configuration (hash name, log vkey, quorum, witness vkeys, one a line).
+fn trust_commitment(text: &str) -> [u8; 32] {
+    blake3::derive_key("medledger/v1 trusted log policy", text.as_bytes())
+}
+
 fn corrupt_trust() -> Error {
     Error::CorruptState {
         op: Op::ShareImport,
@@ -89,7 +95,10 @@ impl<N: NodeStore> Ledger<N> {
     /// Trusts another organization's log for share packages: its
     /// checkpoints must be signed by `log` and cosigned by at least
     /// `quorum` of `witnesses` (cosignature/v1 keys). Replaces any earlier
-    /// trust for the same origin.
+    /// trust for the same origin. Logged as a `grant` event of the ledger
+    /// whose subject is derived from the origin and whose commitment is a
+    /// hash of the whole trust configuration, so an auditor sees when trust
+    /// in another log was set or changed.
     pub fn trust_log(&self, log: &LogKey, witnesses: &[NoteVerifier], quorum: usize) -> Result<()> {
         let op = Op::TrustOrganization;
         Policy::new(log.clone(), witnesses.to_vec(), quorum).at(op)?;
@@ -103,11 +112,16 @@ impl<N: NodeStore> Ledger<N> {
             text.push_str(&w.to_vkey());
             text.push('\n');
         }
-        self.state
-            .transact(None, &mut |t| {
-                t.put(T_SHARE_TRUST, log.origin().as_bytes(), text.as_bytes())
-            })
-            .at(op)
+        let subject = ActorId(medledger_chain::Hash(blake3::derive_key(
+            "medledger/v1 trusted log origin",
+            log.origin().as_bytes(),
+        )));
+        let mut event = self.system_event(op, AuditAction::Grant, &subject)?;
+        event.commitment = Some(Id32(trust_commitment(&text)));
+        let logged = self.audit.append(event).at(op)?.index;
+        self.commit_state(logged, op, &mut |t| {
+            t.put(T_SHARE_TRUST, log.origin().as_bytes(), text.as_bytes())
+        })
     }
 
     /// The policy configured for `origin`.

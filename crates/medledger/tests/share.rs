@@ -543,3 +543,24 @@ fn trust_and_imports_survive_reopening_an_embedded_store() {
     assert_eq!(&record.body[..], br#"{"resourceType":"Observation"}"#);
     assert_eq!(b.verify().unwrap().versions, 1);
 }
+
+/// Setting or changing trust in another log is itself an audit event of
+/// the ledger, committing to the whole configuration.
+#[test]
+fn trusting_a_log_is_logged_with_a_commitment_to_the_configuration() {
+    let w = world();
+    let size = w.b.size();
+    let key = w.a.log_key().unwrap();
+    w.b.trust_log(&key, &verifiers(&w.witnesses), 1).unwrap();
+    assert_eq!(w.b.size(), size + 1);
+    let first = w.b.audit_log().event(size).unwrap();
+    assert_eq!(first.action, medledger::audit::Action::Grant);
+    assert_eq!(first.actor.role, medledger::audit::Role::System);
+    assert_eq!(first.record, None);
+    w.b.trust_log(&key, &verifiers(&w.witnesses), 2).unwrap();
+    let second = w.b.audit_log().event(size + 1).unwrap();
+    // Same origin, so the same subject; another quorum, another commitment.
+    assert_eq!(second.patient, first.patient);
+    assert!(first.commitment.is_some() && second.commitment.is_some());
+    assert_ne!(second.commitment, first.commitment);
+}
