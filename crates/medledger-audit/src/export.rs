@@ -33,7 +33,7 @@
 //!
 //! The text is canonical: the field order above, no whitespace, shortest
 //! decimal numbers, serde_json's string escaping, canonical padded base64.
-//! The reader ([`crate::export_json`]) accepts exactly that, so no byte of
+//! The reader (module `export_json`) accepts exactly that, so no byte of
 //! a bundle can change unnoticed. Any JSON tool reads it.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
