@@ -63,7 +63,7 @@ pub use proof::{
 pub use tree::MerkleLog;
 
 pub use checkpoint::{Checkpoint, LogKey, SignedCheckpoint};
-pub use cosignature::{Cosignature, CosignatureSigner};
+pub use cosignature::{Cosignature, CosignatureSigner, DEFAULT_MAX_FUTURE_SKEW};
 pub use note::{Ed25519Signer, Note, NoteSignature, NoteSigner, NoteVerifier};
 pub use policy::{Policy, VerifiedCheckpoint};
 pub use split_view::SplitViewEvidence;

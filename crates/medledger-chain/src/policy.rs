@@ -46,6 +46,29 @@ pub struct VerifiedCheckpoint {
     pub cosignatures: Vec<VerifiedCosignature>,
 }
 
+impl VerifiedCheckpoint {
+    /// Refuses the checkpoint if a counted cosignature is dated more than
+    /// `max_skew` seconds after `now` (Unix seconds, the verifier's clock)
+    /// with [`Error::CosignatureFromFuture`]; for checks such as
+    /// [`crate::TlogProof::verify`] that verify through a [`Policy`] without
+    /// a clock.
+    pub fn check_cosignature_times(&self, now: u64, max_skew: u64) -> Result<()> {
+        match self
+            .cosignatures
+            .iter()
+            .find(|c| c.timestamp > now.saturating_add(max_skew))
+        {
+            Some(c) => Err(Error::CosignatureFromFuture {
+                name: c.name.clone(),
+                timestamp: c.timestamp,
+                now,
+                max_skew,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Policy {
     /// A policy. Witness keys must be cosignature keys (type `0x04`), no two
     /// may share name and key ID, and `quorum` may not exceed the number of
@@ -123,18 +146,7 @@ impl Policy {
         max_skew: u64,
     ) -> Result<VerifiedCheckpoint> {
         let verified = self.verify_note(note)?;
-        if let Some(c) = verified
-            .cosignatures
-            .iter()
-            .find(|c| c.timestamp > now.saturating_add(max_skew))
-        {
-            return Err(Error::CosignatureFromFuture {
-                name: c.name.clone(),
-                timestamp: c.timestamp,
-                now,
-                max_skew,
-            });
-        }
+        verified.check_cosignature_times(now, max_skew)?;
         Ok(verified)
     }
 
