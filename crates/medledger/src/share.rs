@@ -39,13 +39,15 @@
 //! for a package that fails verification.
 
 use medledger_audit::{Action as AuditAction, AuditEvent, Id32, Outcome};
-use medledger_chain::{HashAlg, LogKey, NodeStore, Note, NoteVerifier, Policy, TlogProof};
+use medledger_chain::{
+    HashAlg, LogKey, NodeStore, Note, NoteVerifier, Policy, TlogProof, DEFAULT_MAX_FUTURE_SKEW,
+};
 use medledger_envelope::{Decryptor, Header, RecordContext};
 use medledger_grants::{ActorId, Purpose};
 
 use crate::error::{At, Error, Op, Result};
 use crate::key_unwrap::KeyUnwrapper;
-use crate::ledger::Ledger;
+use crate::ledger::{now_ms, Ledger};
 use crate::record::x25519_of;
 use crate::record_state::{commitment, version_key};
 use crate::share_codec::{ShareError, SharePackage};
@@ -344,6 +346,9 @@ impl<N: NodeStore> Ledger<N> {
         let policy = self.trusted_log(&pkg.origin, op)?;
         let proof = TlogProof::parse(pkg.proof.as_bytes()).at(op)?;
         let verified = proof.verify_entry(&policy, &pkg.event).at(op)?;
+        verified
+            .check_cosignature_times(now_ms() / 1000, DEFAULT_MAX_FUTURE_SKEW)
+            .at(op)?;
         let event = AuditEvent::decode(&pkg.event).map_err(|_| {
             fail(ShareError::BadField {
                 field: "event",

@@ -564,3 +564,52 @@ fn trusting_a_log_is_logged_with_a_commitment_to_the_configuration() {
     assert!(first.commitment.is_some() && second.commitment.is_some());
     assert_ne!(second.commitment, first.commitment);
 }
+
+/// A trusted witness's cosignature dated a day ahead of the importer's
+/// clock proves nothing about when it saw the checkpoint: refused, with B
+/// left as it was. (A package A built from a checkpoint that a fast-clocked
+/// witness cosigned carries such a line under A's valid package signature;
+/// here the line is swapped in after packaging, which the package signature
+/// would also refuse, so the test checks that the clock check runs first
+/// and names the cause.)
+#[test]
+fn a_cosignature_dated_beyond_the_clock_skew_is_refused() {
+    let w = world();
+    let mut pkg = SharePackage::decode(&w.package).unwrap();
+    let mut proof = TlogProof::parse(pkg.proof.as_bytes()).unwrap();
+    let text = proof.checkpoint.text().to_owned();
+    let future = w.witnesses[0]
+        .signer()
+        .cosign(&text, now() + 86_400)
+        .unwrap();
+    let w1 = w.witnesses[0].signer().verifier().unwrap();
+    // The log's signature and the other witness's cosignature are kept;
+    // the first witness's cosignature is replaced by the future-dated one.
+    let mut lines: String = proof
+        .checkpoint
+        .signatures()
+        .iter()
+        .filter(|s| s.name != w1.name())
+        .map(|s| s.to_line())
+        .collect();
+    lines.push_str(&future.to_line());
+    proof.checkpoint =
+        medledger::chain::Note::parse(format!("{text}\n{lines}").as_bytes()).unwrap();
+    pkg.proof = proof.to_text().unwrap();
+    let size = w.b.size();
+    match w
+        .b
+        .import_share(&pkg.encode(), &w.clinician, "a/Observation/1")
+    {
+        Err(Error::Chain {
+            source: ChainError::CosignatureFromFuture { name, .. },
+            ..
+        }) => assert_eq!(name, w1.name()),
+        other => panic!("expected CosignatureFromFuture, got {other:?}"),
+    }
+    assert_eq!(w.b.size(), size);
+    // The unaltered package still imports.
+    w.b.grant(&w.grant).unwrap();
+    w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+        .unwrap();
+}
