@@ -7,7 +7,7 @@
 
 use medledger_audit::{Action as AuditAction, Id32, Outcome, RecordRef};
 use medledger_chain::NodeStore;
-use medledger_grants::{Action, ActorId, Decision, Purpose};
+use medledger_grants::{Action, ActorId, Decision, Purpose, RecordMeta};
 
 use crate::access::{deny_code, meta, UNWRAP_FAILED_CODE};
 use crate::error::{At, Error, Op, Result};
@@ -61,10 +61,15 @@ impl<N: NodeStore> Ledger<N> {
                 version: Some(version),
             });
         }
+        // Decided with this version's own labels, as `read` does.
+        let labels = self.version_labels(record, &st, version, op)?;
         let decision = self.decide(
             *actor,
             st.patient,
-            meta(record, &st, op)?,
+            RecordMeta {
+                labels,
+                ..meta(record, &st, op)?
+            },
             Action::Read,
             purpose,
             None,

@@ -274,6 +274,33 @@ fn each_version_is_decided_with_its_own_labels() {
             .body[..],
         b"plain v2"
     );
+    // Streamed reads are decided the same way, per version.
+    let mut out = Vec::new();
+    let streamed = w
+        .ledger
+        .read_to(
+            &w.doctor,
+            "Observation/hiv",
+            Some(2),
+            Purpose::Treat,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!((streamed.version, &out[..]), (2, &b"plain v2"[..]));
+    let mut out = Vec::new();
+    match w.ledger.read_to(
+        &w.doctor,
+        "Observation/hiv",
+        Some(1),
+        Purpose::Treat,
+        &mut out,
+    ) {
+        Err(Error::AccessDenied { reason, .. }) => {
+            assert_eq!(reason, DenyReason::ExcludedSensitivity)
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert!(out.is_empty());
     // The patient reads every version.
     for v in 1..=3 {
         assert!(w
