@@ -118,6 +118,83 @@ pub fn root(
     leaves: &[Hash],
     proof: &[Hash],
 ) -> Result<BatchRoot> {
+    root_of(alg, size, indexes, leaves, proof)
+}
+
+/// Checks that the leaves are in the tree of `size` with root `expected`.
+pub fn verify(
+    alg: HashAlg,
+    size: u64,
+    indexes: &[u64],
+    leaves: &[Hash],
+    proof: &[Hash],
+    expected: &Hash,
+) -> Result<BatchRoot> {
+    check_root(root_of(alg, size, indexes, leaves, proof)?, expected)
+}
+
+/// [`verify`] with the proof hashes given as their concatenated bytes (as
+/// an export carries them), read in place instead of copied into a vector.
+/// Fails unless the length is a multiple of 32.
+pub fn verify_concatenated(
+    alg: HashAlg,
+    size: u64,
+    indexes: &[u64],
+    leaves: &[Hash],
+    proof: &[u8],
+    expected: &Hash,
+) -> Result<BatchRoot> {
+    if !proof.len().is_multiple_of(32) {
+        return Err(bad("proof length is not a multiple of 32"));
+    }
+    check_root(
+        root_of(alg, size, indexes, leaves, &Concatenated(proof))?,
+        expected,
+    )
+}
+
+fn check_root(r: BatchRoot, expected: &Hash) -> Result<BatchRoot> {
+    if r.root != *expected {
+        return Err(bad("does not reproduce the root hash"));
+    }
+    Ok(r)
+}
+
+/// The proof's hashes, in order, wherever they are held.
+trait ProofHashes {
+    fn len(&self) -> usize;
+    fn get(&self, at: usize) -> Option<Hash>;
+}
+
+impl ProofHashes for [Hash] {
+    fn len(&self) -> usize {
+        <[Hash]>::len(self)
+    }
+    fn get(&self, at: usize) -> Option<Hash> {
+        <[Hash]>::get(self, at).copied()
+    }
+}
+
+/// Hashes concatenated as bytes (length a multiple of 32).
+struct Concatenated<'a>(&'a [u8]);
+
+impl ProofHashes for Concatenated<'_> {
+    fn len(&self) -> usize {
+        self.0.len() / 32
+    }
+    fn get(&self, at: usize) -> Option<Hash> {
+        let start = at.checked_mul(32)?;
+        Hash::from_slice(self.0.get(start..start.checked_add(32)?)?)
+    }
+}
+
+fn root_of<P: ProofHashes + ?Sized>(
+    alg: HashAlg,
+    size: u64,
+    indexes: &[u64],
+    leaves: &[Hash],
+    proof: &P,
+) -> Result<BatchRoot> {
     check_indexes(indexes, size)?;
     if leaves.len() != indexes.len() {
         return Err(bad("one leaf hash per index is needed"));
@@ -138,48 +215,33 @@ pub fn root(
     })
 }
 
-/// Checks that the leaves are in the tree of `size` with root `expected`.
-pub fn verify(
+struct Walk<'a, P: ?Sized> {
     alg: HashAlg,
-    size: u64,
-    indexes: &[u64],
-    leaves: &[Hash],
-    proof: &[Hash],
-    expected: &Hash,
-) -> Result<BatchRoot> {
-    let r = root(alg, size, indexes, leaves, proof)?;
-    if r.root != *expected {
-        return Err(bad("does not reproduce the root hash"));
-    }
-    Ok(r)
-}
-
-struct Walk<'a> {
-    alg: HashAlg,
-    proof: &'a [Hash],
+    proof: &'a P,
     used: usize,
     node_hashes: u64,
 }
 
-impl Walk<'_> {
+fn too_few() -> Error {
+    bad("proof has too few hashes")
+}
+
+impl<P: ProofHashes + ?Sized> Walk<'_, P> {
     fn take(&mut self) -> Result<Hash> {
-        let h = self
-            .proof
-            .get(self.used)
-            .copied()
-            .ok_or_else(|| bad("proof has too few hashes"))?;
+        let h = self.proof.get(self.used).ok_or_else(too_few)?;
         self.used += 1;
         Ok(h)
     }
 
     /// `MTH(D[lo:hi])` for a range holding the (non-empty) `idx`.
     fn node(&mut self, lo: u64, hi: u64, idx: &[u64], leaves: &[Hash]) -> Result<Hash> {
+        if let ([i], [leaf]) = (idx, leaves) {
+            return self.path(lo, hi, *i, *leaf);
+        }
         if hi - lo <= 1 {
-            // `idx` is non-empty, ascending and inside [lo, hi): it is [lo].
-            return leaves
-                .first()
-                .copied()
-                .ok_or_else(|| bad("missing leaf hash"));
+            // `idx` is ascending and inside [lo, hi): it has one element,
+            // handled above.
+            return Err(bad("missing leaf hash"));
         }
         let mid = lo + split(hi - lo);
         let cut = idx.partition_point(|&i| i < mid);
@@ -197,6 +259,50 @@ impl Walk<'_> {
         };
         self.node_hashes += 1;
         Ok(self.alg.node_hash(&left, &right))
+    }
+
+    /// [`Walk::node`] for a range holding one proven leaf `i`: its path,
+    /// without recursion. Walking [`Walk::node`]'s order, the proof holds
+    /// first the left siblings (where the path turns right) from the top
+    /// down, then the right siblings (where it turns left) from the bottom
+    /// up; the path is hashed from the bottom.
+    fn path(&mut self, mut lo: u64, mut hi: u64, i: u64, leaf: Hash) -> Result<Hash> {
+        // Bit d of `turns` is set when the path turns right at depth d.
+        let (mut turns, mut depth, mut rights) = (0u64, 0u32, 0usize);
+        while hi - lo > 1 {
+            let mid = lo + split(hi - lo);
+            if i >= mid {
+                turns |= 1 << depth;
+                rights += 1;
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            depth += 1;
+        }
+        let total = usize::try_from(depth).map_err(|_| too_few())?;
+        let end = self.used.checked_add(total).ok_or_else(too_few)?;
+        if end > self.proof.len() {
+            return Err(too_few());
+        }
+        // Left siblings are at used..used+rights (top down); read them
+        // backwards. Right siblings follow (bottom up); read them forwards.
+        let (mut left_at, mut right_at) = (self.used + rights, self.used + rights);
+        let mut h = leaf;
+        for d in (0..depth).rev() {
+            h = if turns & (1 << d) != 0 {
+                left_at -= 1;
+                let sibling = self.proof.get(left_at).ok_or_else(too_few)?;
+                self.alg.node_hash(&sibling, &h)
+            } else {
+                let sibling = self.proof.get(right_at).ok_or_else(too_few)?;
+                right_at += 1;
+                self.alg.node_hash(&h, &sibling)
+            };
+        }
+        self.used = end;
+        self.node_hashes += u64::from(depth);
+        Ok(h)
     }
 }
 
@@ -293,6 +399,16 @@ mod tests {
             let proof = prove(&t, &idx, n).unwrap();
             let r = verify(HashAlg::Blake3, n, &idx, &lv, &proof, &t.root()).unwrap();
             prop_assert_eq!(cost(&idx, n).unwrap(), (proof.len() as u64, r.node_hashes));
+            // The same proof read from its concatenated bytes.
+            let bytes: Vec<u8> = proof.iter().flat_map(|h| h.0).collect();
+            prop_assert_eq!(verify_concatenated(HashAlg::Blake3, n, &idx, &lv, &bytes, &t.root()).unwrap(), r);
+            if !bytes.is_empty() {
+                let mut b = bytes.clone();
+                b[flip.0 % bytes.len()] ^= 1 << (flip.1 % 8);
+                prop_assert!(verify_concatenated(HashAlg::Blake3, n, &idx, &lv, &b, &t.root()).is_err());
+                prop_assert!(verify_concatenated(HashAlg::Blake3, n, &idx, &lv, &bytes[1..], &t.root()).is_err());
+                prop_assert!(verify_concatenated(HashAlg::Blake3, n, &idx, &lv, &bytes[32..], &t.root()).is_err());
+            }
             // A changed proof hash or leaf hash, or one hash more or less.
             if !proof.is_empty() {
                 let mut p = proof.clone();
