@@ -45,6 +45,13 @@ pub fn check(data: &[u8]) {
         );
     }
     if let Some(p) = policy() {
-        let _ = verify_export(data, &p);
+        if let Ok(report) = verify_export(data, &p) {
+            // The report keeps the verified encodings and decodes them when
+            // read: every one decodes, and re-encodes to what was hashed.
+            assert_eq!(report.events.iter().count(), report.events.len());
+            for (k, v) in report.events.iter().enumerate() {
+                assert_eq!(v.event.encode().ok().as_deref(), report.events.encoding(k));
+            }
+        }
     }
 }

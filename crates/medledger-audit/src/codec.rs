@@ -250,6 +250,35 @@ impl AuditEvent {
     /// Decodes one event strictly (module docs): bounded, no trailing
     /// bytes, every code known, every string UTF-8.
     pub fn decode(bytes: &[u8]) -> core::result::Result<Self, DecodeError> {
+        EventRef::decode(bytes).map(|e| e.to_event())
+    }
+}
+
+/// An event decoded in place: the strings and grant ids borrowed from its
+/// encoding. The verifier checks events this way, without allocating.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventRef<'a> {
+    pub action: Action,
+    pub actor_id: Id32,
+    pub role: Role,
+    pub organization: &'a str,
+    pub patient: PatientKey,
+    pub record: Option<(&'a str, u64)>,
+    pub time_ms: u64,
+    pub source: &'a str,
+    pub purpose: PurposeOfUse,
+    pub denied: Option<(u16, &'a str)>,
+    /// The grant ids, 32 bytes each.
+    pub grants: &'a [u8],
+    pub emergency: Option<&'a str>,
+    pub prev_for_patient: Option<u64>,
+    pub refers_to: Option<u64>,
+    pub commitment: Option<Id32>,
+}
+
+impl<'a> EventRef<'a> {
+    /// [`AuditEvent::decode`] without copying.
+    pub(crate) fn decode(bytes: &'a [u8]) -> core::result::Result<Self, DecodeError> {
         if bytes.len() > MAX_EVENT_LEN {
             return Err(DecodeError::TooLong { len: bytes.len() });
         }
@@ -262,30 +291,27 @@ impl AuditEvent {
             return Err(DecodeError::UnsupportedVersion(v));
         }
         let action = r.code("action", Action::from_code)?;
-        let id = Id32(r.array32("actor id")?);
+        let actor_id = Id32(r.array32("actor id")?);
         let role = r.code("role", Role::from_code)?;
         let organization = r.string("organization", 1, MAX_ID_LEN)?;
         let patient = PatientKey(r.array32("patient")?);
         let record = if r.tag("record")? {
             let rid = r.string("record id", 1, MAX_ID_LEN)?;
             let version = r.u64("record version")?;
-            Some(RecordRef { id: rid, version })
+            Some((rid, version))
         } else {
             None
         };
         let time_ms = r.index("time")?;
         let source = r.string("source", 1, MAX_ID_LEN)?;
         let purpose = r.code("purpose", PurposeOfUse::from_code)?;
-        let outcome = if r.tag("outcome")? {
+        let denied = if r.tag("outcome")? {
             let hi = r.u8("denial code")?;
             let lo = r.u8("denial code")?;
             let reason = r.string("denial reason", 0, MAX_TEXT_LEN)?;
-            Outcome::Denied {
-                code: u16::from_be_bytes([hi, lo]),
-                reason,
-            }
+            Some((u16::from_be_bytes([hi, lo]), reason))
         } else {
-            Outcome::Success
+            None
         };
         let at = r.at;
         let count = usize::from(r.u8("grant count")?);
@@ -296,10 +322,7 @@ impl AuditEvent {
                 offset: at,
             });
         }
-        let mut grant_chain = Vec::with_capacity(count);
-        for _ in 0..count {
-            grant_chain.push(Id32(r.array32("grant id")?));
-        }
+        let grants = r.take(32 * count, "grant id")?;
         let emergency = if r.tag("emergency")? {
             Some(r.string("emergency reason", 1, MAX_TEXT_LEN)?)
         } else {
@@ -326,25 +349,59 @@ impl AuditEvent {
         if action == Action::EmergencyAccess && emergency.is_none() {
             return Err(DecodeError::EmergencyWithoutReason);
         }
-        Ok(AuditEvent {
+        Ok(EventRef {
             action,
-            actor: Actor {
-                id,
-                role,
-                organization,
-            },
+            actor_id,
+            role,
+            organization,
             patient,
             record,
             time_ms,
             source,
             purpose,
-            outcome,
-            grant_chain,
+            denied,
+            grants,
             emergency,
             prev_for_patient,
             refers_to,
             commitment,
         })
+    }
+
+    /// The owned event.
+    pub(crate) fn to_event(self) -> AuditEvent {
+        AuditEvent {
+            action: self.action,
+            actor: Actor {
+                id: self.actor_id,
+                role: self.role,
+                organization: self.organization.to_owned(),
+            },
+            patient: self.patient,
+            record: self.record.map(|(id, version)| RecordRef {
+                id: id.to_owned(),
+                version,
+            }),
+            time_ms: self.time_ms,
+            source: self.source.to_owned(),
+            purpose: self.purpose,
+            outcome: match self.denied {
+                None => Outcome::Success,
+                Some((code, reason)) => Outcome::Denied {
+                    code,
+                    reason: reason.to_owned(),
+                },
+            },
+            grant_chain: self
+                .grants
+                .chunks_exact(32)
+                .filter_map(|g| <[u8; 32]>::try_from(g).ok().map(Id32))
+                .collect(),
+            emergency: self.emergency.map(str::to_owned),
+            prev_for_patient: self.prev_for_patient,
+            refers_to: self.refers_to,
+            commitment: self.commitment,
+        }
     }
 }
 
@@ -436,7 +493,7 @@ impl<'a> Reader<'a> {
         field: &'static str,
         min: usize,
         max: usize,
-    ) -> core::result::Result<String, DecodeError> {
+    ) -> core::result::Result<&'a str, DecodeError> {
         let at = self.at;
         let len = usize::from(self.u8(field)?);
         if !(min..=max).contains(&len) {
@@ -448,11 +505,9 @@ impl<'a> Reader<'a> {
         }
         let body_at = self.at;
         let b = self.take(len, field)?;
-        core::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8 {
-                field,
-                offset: body_at,
-            })
+        core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8 {
+            field,
+            offset: body_at,
+        })
     }
 }

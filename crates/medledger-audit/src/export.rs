@@ -36,11 +36,10 @@
 //! The reader (module `export_json`) accepts exactly that, so no byte of
 //! a bundle can change unnoticed. Any JSON tool reads it.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use medledger_chain::{Hash, NodeStore};
 
 use crate::audit_log::{AuditLog, IssuedCheckpoint};
+use crate::base64_codec::{decode_base64, encode_base64};
 use crate::batch_proof;
 use crate::error::{Error, Result};
 use crate::export_json::{write_text, write_u64, Reader};
@@ -127,13 +126,14 @@ pub(crate) fn encode_hashes(path: &[Hash]) -> String {
     for h in path {
         raw.extend_from_slice(&h.0);
     }
-    BASE64.encode(raw)
+    encode_base64(&raw)
 }
 
 /// Decodes concatenated base64 hashes into `out` (cleared first).
 pub(crate) fn decode_hashes(b64: &[u8], out: &mut Vec<Hash>, what: &'static str) -> Result<()> {
     out.clear();
-    let raw = BASE64.decode(b64).map_err(|_| Error::BadField { what })?;
+    let mut raw = Vec::new();
+    decode_base64(b64, &mut raw).map_err(|_| Error::BadField { what })?;
     if raw.len() % 32 != 0 {
         return Err(Error::BadField { what });
     }
@@ -547,19 +547,19 @@ impl<S: NodeStore> AuditLog<S> {
         for &i in indexes {
             events.push(ExportEvent {
                 index: i,
-                event: BASE64.encode(self.entry(i)?),
+                event: encode_base64(&self.entry(i)?),
             });
         }
         let heads = match heads {
             None => None,
             Some((_, entry, hp)) => Some(ExportHeads {
-                entry: BASE64.encode(entry.encode()?),
+                entry: encode_base64(&entry.encode()?),
                 leaves: hp
                     .leaves
                     .iter()
                     .map(|(k, l)| ExportHeadLeaf {
                         position: *k,
-                        leaf: BASE64.encode(l.encode()),
+                        leaf: encode_base64(&l.encode()),
                     })
                     .collect(),
                 proof: encode_hashes(&hp.proof),

@@ -44,10 +44,6 @@ pub(crate) struct Reader<'a> {
     at: usize,
 }
 
-const QUOTES: u64 = 0x2222_2222_2222_2222;
-const LOW: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, at: 0 }
@@ -113,32 +109,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A string returned raw, without unescaping: for base64 and hex
-    /// values, which the caller decodes strictly.
+    /// values, which the caller decodes strictly. It ends at the first
+    /// quote (found with SIMD: base64 is most of an export's bytes).
     pub(crate) fn raw(&mut self) -> Result<&'a [u8]> {
         self.lit("\"")?;
         let start = self.at;
         let rest = self.bytes.get(start..).unwrap_or_default();
-        // Eight bytes at a time: find the first quote (SWAR zero-byte test).
-        let mut off = 0;
-        let mut chunks = rest.chunks_exact(8);
-        let mut found = None;
-        for c in chunks.by_ref() {
-            let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0x22; 8])) ^ QUOTES;
-            let zero = w.wrapping_sub(LOW) & !w & HIGH;
-            if zero != 0 {
-                found = Some(off + (zero.trailing_zeros() / 8) as usize);
-                break;
-            }
-            off += 8;
-        }
-        if found.is_none() {
-            found = chunks
-                .remainder()
-                .iter()
-                .position(|&b| b == b'"')
-                .map(|p| off + p);
-        }
-        let len = found.ok_or_else(|| self.fail("a closing quote"))?;
+        let len = memchr::memchr(b'"', rest).ok_or_else(|| self.fail("a closing quote"))?;
         let s = rest.get(..len).ok_or_else(|| self.fail("a string"))?;
         self.at = start + len + 1;
         Ok(s)

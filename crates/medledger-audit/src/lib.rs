@@ -87,6 +87,7 @@
 
 pub mod audit_log;
 pub mod auditor;
+mod base64_codec;
 pub mod batch_proof;
 pub mod checkpoint_entry;
 pub mod codec;
@@ -110,4 +111,7 @@ pub use export::Export;
 pub use heads::CommittedHead;
 pub use pseudonym::{LedgerSecret, PatientKey};
 pub use report::Disclosure;
-pub use verify::{verify_export, verify_patient_export, CheckpointSummary, Report, VerifiedEvent};
+pub use verify::{
+    verify_export, verify_patient_export, CheckpointSummary, Report, VerifiedEvent, VerifiedEvents,
+    VerifiedEventsIter,
+};

@@ -84,7 +84,10 @@ pub fn format_time_ms(ms: u64) -> String {
 impl Report {
     /// The disclosures among the verified events.
     pub fn disclosures(&self) -> Vec<Disclosure> {
-        disclosures(self.events.iter().map(|v| (v.index, &v.event)))
+        self.events
+            .iter()
+            .filter_map(|v| Disclosure::from_event(v.index, &v.event))
+            .collect()
     }
 
     /// A human-readable verification and disclosure report.

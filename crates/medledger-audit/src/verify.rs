@@ -31,12 +31,11 @@
 //!    the events, so a changed event that still decodes and keeps the
 //!    chain's shape is reported as `proof`, not as the event.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use medledger_chain::{verify_consistency, Checkpoint, Hash, HashAlg, Policy};
 
+use crate::base64_codec::{append_base64, decode_base64};
 use crate::batch_proof;
-use crate::codec::MAX_EVENT_LEN;
+use crate::codec::{EventRef, MAX_EVENT_LEN};
 use crate::error::{Error, Result};
 use crate::event::AuditEvent;
 use crate::export::{decode_hashes, ExportView, MAX_PROOF_HASHES};
@@ -65,6 +64,111 @@ pub struct VerifiedEvent {
     pub event: AuditEvent,
 }
 
+/// The events of a verified export, in log order: their canonical
+/// encodings, each checked by the verifier, kept in one buffer and decoded
+/// into [`AuditEvent`]s when read. Verifying does not build the owned
+/// events (four allocations each), so a caller that only counts them or
+/// reads a few does not pay for all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifiedEvents {
+    /// The encodings, concatenated.
+    bytes: Vec<u8>,
+    /// Per event: its log index and where its encoding ends in `bytes`.
+    items: Vec<(u64, usize)>,
+}
+
+impl VerifiedEvents {
+    /// How many events verified.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no event was exported.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Their log indexes, ascending.
+    pub fn indexes(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.items.iter().map(|(i, _)| *i)
+    }
+
+    /// The `k`-th event (in log order) with its log index.
+    pub fn get(&self, k: usize) -> Option<VerifiedEvent> {
+        let (index, end) = *self.items.get(k)?;
+        let start = match k.checked_sub(1) {
+            None => 0,
+            Some(p) => self.items.get(p)?.1,
+        };
+        self.decode(index, start, end)
+    }
+
+    /// The last event.
+    pub fn last(&self) -> Option<VerifiedEvent> {
+        self.get(self.items.len().checked_sub(1)?)
+    }
+
+    /// The canonical encoding of the `k`-th event (what its leaf hash
+    /// covers).
+    pub fn encoding(&self, k: usize) -> Option<&[u8]> {
+        let end = self.items.get(k)?.1;
+        let start = match k.checked_sub(1) {
+            None => 0,
+            Some(p) => self.items.get(p)?.1,
+        };
+        self.bytes.get(start..end)
+    }
+
+    /// Every event in log order, decoded.
+    pub fn iter(&self) -> VerifiedEventsIter<'_> {
+        VerifiedEventsIter {
+            events: self,
+            next: 0,
+            start: 0,
+        }
+    }
+
+    fn decode(&self, index: u64, start: usize, end: usize) -> Option<VerifiedEvent> {
+        // The verifier decoded every encoding strictly before keeping it,
+        // so this decodes again without error.
+        let event = AuditEvent::decode(self.bytes.get(start..end)?).ok()?;
+        Some(VerifiedEvent { index, event })
+    }
+}
+
+/// The iterator of [`VerifiedEvents::iter`].
+#[derive(Clone, Debug)]
+pub struct VerifiedEventsIter<'a> {
+    events: &'a VerifiedEvents,
+    next: usize,
+    start: usize,
+}
+
+impl Iterator for VerifiedEventsIter<'_> {
+    type Item = VerifiedEvent;
+
+    fn next(&mut self) -> Option<VerifiedEvent> {
+        let (index, end) = *self.events.items.get(self.next)?;
+        let start = core::mem::replace(&mut self.start, end);
+        self.next += 1;
+        self.events.decode(index, start, end)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.events.items.len().saturating_sub(self.next);
+        (left, Some(left))
+    }
+}
+
+impl<'a> IntoIterator for &'a VerifiedEvents {
+    type Item = VerifiedEvent;
+    type IntoIter = VerifiedEventsIter<'a>;
+
+    fn into_iter(self) -> VerifiedEventsIter<'a> {
+        self.iter()
+    }
+}
+
 /// What a verified export shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -81,7 +185,7 @@ pub struct Report {
     /// End of the range: the last checkpoint's size.
     pub to_size: u64,
     /// Every event, in log order.
-    pub events: Vec<VerifiedEvent>,
+    pub events: VerifiedEvents,
     /// Whether the per-patient chain was checked complete over
     /// `[from_size, last exported event]`.
     pub complete: bool,
@@ -94,7 +198,7 @@ pub struct Report {
 impl Report {
     /// The log index of the patient's latest exported event.
     pub fn patient_head(&self) -> Option<u64> {
-        self.events.last().map(|e| e.index)
+        self.events.indexes().last()
     }
 
     /// Whether the export holds every event of the patient in
@@ -168,9 +272,14 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
     let n = export.events.len();
     let mut indexes: Vec<u64> = Vec::with_capacity(n + 1);
     let mut leaves: Vec<Hash> = Vec::with_capacity(n + 1);
-    let mut events = Vec::with_capacity(n);
+    // Every event is decoded from base64 onto the end of one buffer, which
+    // the report keeps; its size is bounded by the (capped) input.
+    let b64_total: usize = export.events.iter().map(|(_, b64)| b64.len()).sum();
+    let mut events = VerifiedEvents {
+        bytes: Vec::with_capacity(b64_total / 4 * 3),
+        items: Vec::with_capacity(n),
+    };
     let b64_cap = MAX_EVENT_LEN.div_ceil(3) * 4;
-    let mut buf = vec![0u8; b64_cap / 4 * 3];
     let mut previous: Option<u64> = None;
     for (i, (index, b64)) in export.events.iter().enumerate() {
         let item = || format!("events[{i}]");
@@ -190,23 +299,22 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
         if b64.len() > b64_cap {
             return Err(Error::BadField { what: "event" }.at(item()));
         }
-        let len = BASE64.decode_slice(b64, &mut buf).map_err(|_| {
+        let start = events.bytes.len();
+        append_base64(b64, &mut events.bytes).map_err(|_| {
             Error::BadField {
                 what: "event base64",
             }
             .at(item())
         })?;
-        let bytes = buf
-            .get(..len)
-            .ok_or_else(|| Error::BadField { what: "event" })?;
-        let event = AuditEvent::decode(bytes).map_err(|err| Error::from(err).at(item()))?;
+        let bytes = events.bytes.get(start..).unwrap_or_default();
+        let event = EventRef::decode(bytes).map_err(|err| Error::from(err).at(item()))?;
         if let Some(p) = &patient {
             check_chain(&event, p, index, previous, export.from_size).map_err(|e| e.at(item()))?;
         }
         indexes.push(index);
         leaves.push(alg.leaf_hash(bytes));
         previous = Some(index);
-        events.push(VerifiedEvent { index, event });
+        events.items.push((index, events.bytes.len()));
     }
 
     let mut head = None;
@@ -232,8 +340,18 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
         head = Some(committed);
     }
 
+    // The proof's hashes are read in place from their decoded bytes.
+    let proof_hashes = || {
+        Error::BadField {
+            what: "proof hashes",
+        }
+        .at("proof")
+    };
     let mut proof = Vec::new();
-    decode_hashes(export.proof, &mut proof, "proof hashes").map_err(|e| e.at("proof"))?;
+    decode_base64(export.proof, &mut proof).map_err(|_| proof_hashes())?;
+    if !proof.len().is_multiple_of(32) {
+        return Err(proof_hashes());
+    }
     if indexes.is_empty() {
         if !proof.is_empty() {
             return Err(Error::BadBatchProof {
@@ -242,7 +360,7 @@ pub fn verify_export(json: &[u8], policy: &Policy) -> Result<Report> {
             .at("proof"));
         }
     } else {
-        batch_proof::verify(alg, last.size, &indexes, &leaves, &proof, &last.root)
+        batch_proof::verify_concatenated(alg, last.size, &indexes, &leaves, &proof, &last.root)
             .map_err(|e| e.at("proof"))?;
     }
 
@@ -361,9 +479,8 @@ fn check_heads(
     last_size: u64,
 ) -> Result<(CommittedHead, Hash)> {
     let field = |what| Error::BadField { what };
-    let bytes = BASE64
-        .decode(h.entry)
-        .map_err(|_| field("heads entry base64"))?;
+    let mut bytes = Vec::new();
+    decode_base64(h.entry, &mut bytes).map_err(|_| field("heads entry base64"))?;
     let entry = HeadsEntry::decode(&bytes)?;
     if last_size == 0 || entry.size != last_size - 1 {
         return Err(Error::BadHeads {
@@ -371,8 +488,9 @@ fn check_heads(
         });
     }
     let mut leaves = Vec::with_capacity(h.leaves.len());
+    let mut raw = Vec::new();
     for (position, b64) in &h.leaves {
-        let raw = BASE64.decode(b64).map_err(|_| field("heads leaf base64"))?;
+        decode_base64(b64, &mut raw).map_err(|_| field("heads leaf base64"))?;
         leaves.push((*position, HeadLeaf::decode(&raw)?));
     }
     let mut proof = Vec::new();
@@ -384,7 +502,7 @@ fn check_heads(
 /// Step 5 for a patient export: the event is the patient's and names the
 /// previous exported event (or, first, none or one before `from_size`).
 fn check_chain(
-    event: &AuditEvent,
+    event: &EventRef<'_>,
     patient: &PatientKey,
     index: u64,
     previous: Option<u64>,

@@ -90,6 +90,21 @@ fn patient_exports_verify_and_report() {
         [0, 1, 2, 4, 5, 6, 7]
     );
     assert_eq!((r.from_size, r.to_size, r.patient_head()), (0, 9, Some(7)));
+    // The report's events are the log's, however they are read.
+    let owned: Vec<_> = r.events.iter().collect();
+    assert_eq!(owned.len(), r.events.len());
+    for (k, v) in owned.iter().enumerate() {
+        let logged = f.log.event(v.index).unwrap();
+        assert_eq!(r.events.encoding(k), Some(&logged.encode().unwrap()[..]));
+        assert_eq!(v.event, logged);
+        assert_eq!(r.events.get(k).as_ref(), Some(v));
+    }
+    assert_eq!(r.events.last().as_ref(), owned.last());
+    assert_eq!((r.events.get(7), r.events.encoding(7)), (None, None));
+    assert_eq!(
+        r.events.indexes().collect::<Vec<_>>(),
+        [0, 1, 2, 4, 5, 6, 7]
+    );
     assert_eq!(
         r.disclosures().iter().map(|d| d.index).collect::<Vec<_>>(),
         [2, 5, 6]
