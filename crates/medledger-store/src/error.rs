@@ -184,6 +184,17 @@ pub enum Error {
         /// The stamp asked for.
         requested: u64,
     },
+    /// The state applied log entry `stamp` without an undo journal (the
+    /// caller said it was durable), but the log now has only `log_len`
+    /// entries: a durable entry was lost, and the state cannot be rolled
+    /// back to match.
+    #[error("state applied log entry {stamp} but the log has only {log_len} entries")]
+    StateAheadOfLog {
+        /// The state's stamp.
+        stamp: u64,
+        /// The durable log length reconciled against.
+        log_len: u64,
+    },
     /// The database engine (redb here, PostgreSQL elsewhere) failed.
     #[error("{op}: {source}")]
     Backend {

@@ -1,7 +1,9 @@
 //! [`RedbStateStore`]: the [`StateStore`] in one redb database file.
 //!
 //! User table `name` is the redb table `t.name`; `m.meta` holds the stamp
-//! (`stamp`) and the journal sequence (`undo_seq`); `m.undo` the undo
+//! (`stamp`), the journal sequence (`undo_seq`) and the highest index
+//! applied without a journal (`applied`, see
+//! [`StateStore::transact_applied`]); `m.undo` the undo
 //! journal, keyed by (log index u64 BE ‖ transaction sequence u64 BE ‖ step
 //! u32 BE) so a reverse range scan undoes newest first. Every value, meta
 //! and journal included, is stored wrapped with its tag
@@ -28,6 +30,9 @@ const META: Bytes<'static> = TableDefinition::new(META_NAME);
 const UNDO: Bytes<'static> = TableDefinition::new(UNDO_NAME);
 const STAMP_KEY: &[u8] = b"stamp";
 const SEQ_KEY: &[u8] = b"undo_seq";
+/// The highest log index applied without an undo journal
+/// (`transact_applied`): the log must always hold it.
+const APPLIED_KEY: &[u8] = b"applied";
 
 /// The durable [`StateStore`] on redb.
 pub struct RedbStateStore {
@@ -228,6 +233,82 @@ fn undo_key(index: u64, seq: u64, step: u32) -> [u8; 20] {
     k
 }
 
+impl RedbStateStore {
+    /// A transaction stamped with `reflects` (if any), journaling undo
+    /// steps if `journaled` (see [`StateStore::transact_applied`]).
+    fn transact_stamped(
+        &self,
+        reflects: Option<u64>,
+        journaled: bool,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> Result<()>,
+    ) -> Result<()> {
+        let mut user_panic = None;
+        let r = guarded(|| {
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(db_err("begin state transaction"))?;
+            let (current, seq) = {
+                let meta = txn.open_table(META).map_err(db_err("open state meta"))?;
+                (
+                    read_u64(&meta, STAMP_KEY)?,
+                    read_u64(&meta, SEQ_KEY)?.unwrap_or(0),
+                )
+            };
+            if let (Some(cur), Some(req)) = (current, reflects) {
+                if req < cur {
+                    return Err(Error::StateIndexRegressed {
+                        current: cur,
+                        requested: req,
+                    });
+                }
+            }
+            let mut t = RedbTxn {
+                txn: &txn,
+                journal: journaled.then(|| vec![UndoOp::Stamp(current)]),
+            };
+            match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut t))) {
+                Ok(r) => r?,
+                Err(p) => {
+                    user_panic = Some(p);
+                    return Ok(());
+                }
+            }
+            if let Some(journal) = t.journal.take() {
+                let index = reflects.unwrap_or(0);
+                let mut undo = txn.open_table(UNDO).map_err(db_err("open undo journal"))?;
+                for (step, op) in (0u32..).zip(&journal) {
+                    let k = undo_key(index, seq, step);
+                    undo.insert(
+                        k.as_slice(),
+                        wrap_value(UNDO_NAME, &k, &op.encode()).as_slice(),
+                    )
+                    .map_err(db_err("write undo journal"))?;
+                }
+                drop(undo);
+                let next_seq = seq.checked_add(1).ok_or(Error::StateCorrupt {
+                    table: META_NAME.into(),
+                    reason: "undo sequence number overflows u64",
+                })?;
+                let mut meta = txn.open_table(META).map_err(db_err("open state meta"))?;
+                put_u64(&mut meta, SEQ_KEY, next_seq)?;
+            }
+            if let Some(index) = reflects {
+                let mut meta = txn.open_table(META).map_err(db_err("open state meta"))?;
+                put_u64(&mut meta, STAMP_KEY, index)?;
+                if !journaled {
+                    put_u64(&mut meta, APPLIED_KEY, index)?;
+                }
+            }
+            txn.commit().map_err(db_err("commit state transaction"))
+        });
+        if let Some(p) = user_panic {
+            std::panic::resume_unwind(p);
+        }
+        r
+    }
+}
+
 impl StateStore for RedbStateStore {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let name = table_name(table)?;
@@ -273,63 +354,15 @@ impl StateStore for RedbStateStore {
         reflects: Option<u64>,
         f: &mut dyn FnMut(&mut dyn StateTxn) -> Result<()>,
     ) -> Result<()> {
-        let mut user_panic = None;
-        let r = guarded(|| {
-            let txn = self
-                .db
-                .begin_write()
-                .map_err(db_err("begin state transaction"))?;
-            let (current, seq) = {
-                let meta = txn.open_table(META).map_err(db_err("open state meta"))?;
-                (
-                    read_u64(&meta, STAMP_KEY)?,
-                    read_u64(&meta, SEQ_KEY)?.unwrap_or(0),
-                )
-            };
-            if let (Some(cur), Some(req)) = (current, reflects) {
-                if req < cur {
-                    return Err(Error::StateIndexRegressed {
-                        current: cur,
-                        requested: req,
-                    });
-                }
-            }
-            let mut t = RedbTxn {
-                txn: &txn,
-                journal: reflects.map(|_| vec![UndoOp::Stamp(current)]),
-            };
-            match std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut t))) {
-                Ok(r) => r?,
-                Err(p) => {
-                    user_panic = Some(p);
-                    return Ok(());
-                }
-            }
-            if let (Some(index), Some(journal)) = (reflects, t.journal.take()) {
-                let mut undo = txn.open_table(UNDO).map_err(db_err("open undo journal"))?;
-                for (step, op) in (0u32..).zip(&journal) {
-                    let k = undo_key(index, seq, step);
-                    undo.insert(
-                        k.as_slice(),
-                        wrap_value(UNDO_NAME, &k, &op.encode()).as_slice(),
-                    )
-                    .map_err(db_err("write undo journal"))?;
-                }
-                drop(undo);
-                let mut meta = txn.open_table(META).map_err(db_err("open state meta"))?;
-                put_u64(&mut meta, STAMP_KEY, index)?;
-                let next_seq = seq.checked_add(1).ok_or(Error::StateCorrupt {
-                    table: META_NAME.into(),
-                    reason: "undo sequence number overflows u64",
-                })?;
-                put_u64(&mut meta, SEQ_KEY, next_seq)?;
-            }
-            txn.commit().map_err(db_err("commit state transaction"))
-        });
-        if let Some(p) = user_panic {
-            std::panic::resume_unwind(p);
-        }
-        r
+        self.transact_stamped(reflects, reflects.is_some(), f)
+    }
+
+    fn transact_applied(
+        &self,
+        index: u64,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> Result<()>,
+    ) -> Result<()> {
+        self.transact_stamped(Some(index), false, f)
     }
 
     fn log_index(&self) -> Result<Option<u64>> {
@@ -344,6 +377,28 @@ impl StateStore for RedbStateStore {
     }
 
     fn reconcile(&self, log_len: u64) -> Result<u64> {
+        // A transaction applied without a journal (see `transact_applied`)
+        // cannot be undone: its entry was durable once, so a log without
+        // it lost a durable entry.
+        let applied = guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err("begin state read"))?;
+            match txn.open_table(META) {
+                Ok(meta) => read_u64(&meta, APPLIED_KEY),
+                Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(db_err("open state meta")(e)),
+            }
+        })?;
+        match applied {
+            Some(stamp) if stamp >= log_len => Err(Error::StateAheadOfLog { stamp, log_len }),
+            _ => self.undo_from(log_len),
+        }
+    }
+}
+
+impl RedbStateStore {
+    /// Undoes every journaled transaction stamped `>= log_len`, newest
+    /// first, and drops the journal (the body of `reconcile`).
+    fn undo_from(&self, log_len: u64) -> Result<u64> {
         guarded(|| {
             {
                 let txn = self.db.begin_read().map_err(db_err("begin state read"))?;

@@ -63,6 +63,24 @@ pub trait StateStore: Send + Sync {
         f: &mut dyn FnMut(&mut dyn StateTxn) -> Result<()>,
     ) -> Result<()>;
 
+    /// Runs `f` in one atomic, durable transaction applying log entry
+    /// `index`, which the caller has already made durable (the *entry
+    /// first* order). Stamped and checked like `transact(Some(index), f)`,
+    /// but a store may skip the undo journal: reconciling against a log
+    /// that holds `index` never undoes the transaction, so its journal
+    /// would only grow until the next reconcile and cost every commit
+    /// more pages. [`crate::RedbStateStore`] skips it, and then reports a
+    /// log that lost such an entry as [`Error::StateAheadOfLog`] in
+    /// [`StateStore::reconcile`] instead of undoing it. The default
+    /// journals, as `transact` does.
+    fn transact_applied(
+        &self,
+        index: u64,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> Result<()>,
+    ) -> Result<()> {
+        self.transact(Some(index), f)
+    }
+
     /// The highest log index a committed transaction reflects.
     fn log_index(&self) -> Result<Option<u64>>;
 

@@ -451,3 +451,40 @@ fn state_ahead_of_the_log_is_undone_on_open() {
         Some(b"unstamped".to_vec())
     );
 }
+
+/// An entry-first transaction (`transact_applied`) is stamped without an
+/// undo journal; reconciling against a log that still holds its entry
+/// keeps it, and a log that lost it is a typed error, not a silent undo.
+#[test]
+fn applied_transactions_skip_the_journal_and_a_lost_entry_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = EmbeddedStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let state = store.state();
+    state
+        .transact(Some(0), &mut |t| t.put("keys", b"a", b"journaled"))
+        .unwrap();
+    state
+        .transact_applied(3, &mut |t| t.put("keys", b"b", b"applied"))
+        .unwrap();
+    assert_eq!(state.log_index().unwrap(), Some(3));
+    assert!(matches!(
+        state.transact_applied(2, &mut |_| Ok(())),
+        Err(Error::StateIndexRegressed {
+            current: 3,
+            requested: 2
+        })
+    ));
+    // The log holds entries 0..=3: nothing to undo, the journal of 0 goes.
+    assert_eq!(state.reconcile(4).unwrap(), 0);
+    assert_eq!(state.get("keys", b"b").unwrap(), Some(b"applied".to_vec()));
+    // A log of 3 entries lost the applied entry 3.
+    assert!(matches!(
+        state.reconcile(3),
+        Err(Error::StateAheadOfLog {
+            stamp: 3,
+            log_len: 3
+        })
+    ));
+    assert_eq!(state.get("keys", b"b").unwrap(), Some(b"applied".to_vec()));
+    assert_eq!(state.log_index().unwrap(), Some(3));
+}
