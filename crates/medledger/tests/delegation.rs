@@ -6,11 +6,17 @@ use medledger::chain::MemoryNodeStore;
 use medledger::grants::*;
 use medledger::{Error, Ledger, LedgerKey, NewRecord};
 
+/// One clock reading for the whole test binary: a child grant built a
+/// second after its parent would otherwise outlive it by that second and
+/// be refused as broader.
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    static NOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NOW.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    })
 }
 
 fn ledger() -> Ledger<MemoryNodeStore> {
