@@ -1,10 +1,15 @@
 //! The facade end to end on the durable embedded store, 4 KiB FHIR-sized
-//! records: writes (envelope + blob + log entry with its commitment and
-//! state) and allowed reads (decision + audit event + unwrap + decrypt),
+//! records: writes (envelope + log entry with its commitment + the state
+//! rows, which hold the envelope) and allowed reads (decision + audit event + unwrap + decrypt),
 //! single-threaded and with 4 threads, each beside the raw primitives in
 //! the same run: envelope seal + one durable log append + one blob write
 //! (writes), and one durable log append + blob read + envelope open
-//! (reads).
+//! (reads). Writes also run beside a second baseline, the raw path of an
+//! inline body (envelope seal + one durable log append + one durable state
+//! transaction holding the envelope), because the facade keeps envelopes
+//! of at most 64 KiB in its state store rather than as blob files. A
+//! third group writes 256 KiB records, which do go to blob files, beside
+//! the raw blob path.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -14,11 +19,15 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use medledger::envelope::{open, seal, RecipientSecretKey, RecordContext};
 use medledger::grants::*;
-use medledger::store::{read_blob, BlobId, BlobStore, EmbeddedStore, EntryLog, StoreOptions};
+use medledger::store::{
+    read_blob, BlobId, BlobStore, EmbeddedStore, EntryLog, StateStore, StoreOptions,
+};
 use medledger::{Ledger, LedgerKey, NewRecord};
 
 const BODY_LEN: usize = 4096;
 const THREADS: u64 = 4;
+/// A body too large to keep inline (over 64 KiB sealed).
+const LARGE_LEN: usize = 256 * 1024;
 
 struct Fixture {
     ledger: Ledger,
@@ -139,6 +148,29 @@ fn raw_write(r: &Raw, body: &[u8]) -> (BlobId, RecordContext) {
     (id, ctx)
 }
 
+/// The raw path of an inline body: seal for three recipients, one durable
+/// log append of a commitment-sized entry, one durable state transaction
+/// holding the envelope (what the facade does for envelopes of at most
+/// 64 KiB instead of a blob file).
+fn raw_write_inline(r: &Raw, body: &[u8]) {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ctx = RecordContext::new(
+        format!("Observation/{n}"),
+        "patient",
+        1,
+        "application/fhir+json",
+    )
+    .unwrap();
+    let recipients: Vec<_> = r.keys.iter().map(|k| k.public_key()).collect();
+    let env = seal(body, &ctx, &recipients).unwrap();
+    let commitment = blake3::hash(&env);
+    r.store.log().append(commitment.as_bytes()).unwrap();
+    r.store
+        .state()
+        .transact(None, &mut |t| t.put("bodies", &n.to_be_bytes(), &env))
+        .unwrap();
+}
+
 fn raw_read(r: &Raw, id: &BlobId, ctx: &RecordContext) -> Vec<u8> {
     r.store.log().append(&[0u8; 160]).unwrap();
     let env = read_blob(r.store.blobs(), id).unwrap();
@@ -187,7 +219,26 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
+        g.bench_function(format!("raw_seal_append_state_put_{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(iters, threads, |_| {
+                    raw_write_inline(&r, &body);
+                })
+            })
+        });
     }
+    g.finish();
+
+    let large: Vec<u8> = body.iter().copied().cycle().take(LARGE_LEN).collect();
+    let mut g = c.benchmark_group("facade_write_256k");
+    g.throughput(Throughput::Bytes(LARGE_LEN as u64));
+    g.sample_size(10);
+    g.bench_function("facade_1t", |b| {
+        b.iter(|| black_box(facade_write(&f, &f.patients[0], &large)))
+    });
+    g.bench_function("raw_seal_append_blob_1t", |b| {
+        b.iter(|| black_box(raw_write(&r, &large)))
+    });
     g.finish();
 
     let ids: Vec<String> = f

@@ -85,6 +85,13 @@ impl StateStore for EmbeddedState {
     ) -> medledger_store::Result<()> {
         self.0.state().transact(reflects, f)
     }
+    fn transact_applied(
+        &self,
+        index: u64,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> medledger_store::Result<()>,
+    ) -> medledger_store::Result<()> {
+        self.0.state().transact_applied(index, f)
+    }
     fn log_index(&self) -> medledger_store::Result<Option<u64>> {
         self.0.state().log_index()
     }

@@ -148,7 +148,7 @@ impl<N: NodeStore> Ledger<N> {
                         // is corruption, and skipping it would let a
                         // corrupt `latest` spin this loop for 2^64 steps.
                         let vs = self.version_state(&record, v, op)?;
-                        let bytes = self.get_blob(&vs.blob, op)?;
+                        let bytes = self.read_body(&vs.blob, op)?;
                         let (header, body) = Header::parse_prefix(&bytes).at(op)?;
                         if !header.recipients().any(|k| k == key) {
                             continue;

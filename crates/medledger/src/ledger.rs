@@ -280,7 +280,9 @@ impl<N: NodeStore> Ledger<N> {
     ) -> Result<()> {
         let mut stamp = lock(&self.stamp);
         let reflects = index.max(*stamp);
-        self.state.transact(Some(reflects), f).at(op)?;
+        // Entry first: nothing to journal for undo (see
+        // `StateStore::transact_applied`).
+        self.state.transact_applied(reflects, f).at(op)?;
         *stamp = reflects;
         Ok(())
     }

@@ -88,6 +88,7 @@
 
 mod access;
 mod backend;
+mod body;
 mod consent;
 mod custody;
 mod error;

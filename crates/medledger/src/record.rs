@@ -1,8 +1,9 @@
-//! Records: writing versions (envelope, blob, log entry with a blinded
-//! commitment), rewrapping headers, and erasure. The state kept beside
+//! Records: writing versions (envelope, body, log entry with a blinded
+//! commitment), rewrapping headers, and erasure. Where a version's
+//! envelope is kept (inline in the state, or a blob) is in `body`. The state kept beside
 //! each record and the commitment's definition are in `record_state`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use medledger_audit::{Action, Outcome, PurposeOfUse, RecordRef};
 use medledger_chain::NodeStore;
@@ -11,9 +12,8 @@ use medledger_grants::{
     Action as GrantAction, ActorId, Category, DenyReason, Purpose, RecordId, RecordMeta,
     SensitivitySet,
 };
-use medledger_store::{read_blob, BlobId};
-use rand_core::{OsRng, RngCore};
 
+use crate::body::delete_body_rows;
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::Ledger;
 use crate::record_state::{
@@ -154,8 +154,9 @@ impl<N: NodeStore> Ledger<N> {
     /// Writes a record, or a new version of an existing one: a fresh data
     /// key, the body sealed (context-bound, chunked AES-256-GCM) for the
     /// ledger's per-record custody key, the patient and the author, the
-    /// ciphertext stored as a blob, and a Create/Update entry appended
-    /// holding only the blinded commitment.
+    /// envelope stored (inline in the state store up to 64 KiB, as a blob
+    /// beyond), and a Create/Update entry appended holding only the
+    /// blinded commitment.
     ///
     /// The author must be the patient, an active guardian of the patient,
     /// or hold a grant of [`medledger_grants::Action::Write`] for purpose
@@ -209,31 +210,8 @@ impl<N: NodeStore> Ledger<N> {
         Ok(None)
     }
 
-    /// Stores `bytes` as a new blob with a random id.
-    pub(crate) fn put_blob(&self, bytes: &[u8], op: Op) -> Result<BlobId> {
-        let mut id = [0u8; 32];
-        OsRng.fill_bytes(&mut id);
-        let id = BlobId(id);
-        let mut w = self.blobs.create(id).at(op)?;
-        if let Err(e) = w.write_all(bytes) {
-            let _ = w.abort();
-            return Err(medledger_store::Error::Io {
-                op: "write blob",
-                path: id.to_hex().into(),
-                source: e,
-            })
-            .at(op);
-        }
-        w.commit().at(op)?;
-        Ok(id)
-    }
-
-    pub(crate) fn get_blob(&self, id: &BlobId, op: Op) -> Result<Vec<u8>> {
-        read_blob(self.blobs.as_ref(), id).at(op)
-    }
-
     /// Replaces a version's header by `header` (same body), moving it to a
-    /// new blob. Caller holds the record lock.
+    /// new body. Caller holds the record lock.
     pub(crate) fn replace_header(
         &self,
         record: &str,
@@ -245,25 +223,14 @@ impl<N: NodeStore> Ledger<N> {
     ) -> Result<()> {
         let mut bytes = header.encode();
         bytes.extend_from_slice(body);
-        let blob = self.put_blob(&bytes, op)?;
-        let new = VersionState { blob, ..*vs };
-        let vk = version_key(record, version);
-        let vv = new.encode();
-        self.state
-            .transact(None, &mut |t| {
-                t.put(T_VERSIONS, &vk, &vv)?;
-                t.put(T_BLOBS, &blob.0, &vk)?;
-                t.delete(T_BLOBS, &vs.blob.0).map(|_| ())
-            })
-            .at(op)?;
-        // Referenced by the `blobs` row (see `write`): marked on next open.
-        self.blobs.delete(&vs.blob).at(op)?;
-        Ok(())
+        let new = self.put_body(&bytes, op)?;
+        self.swap_body(record, version, vs, new, op)
     }
 
     /// Erases a record (GDPR Art. 17, crypto-shredding): its per-record
-    /// custody key, every version's blob (header with every wrapped data
-    /// key, and ciphertext) and commitment nonce are destroyed, and an
+    /// custody key, every version's envelope (header with every wrapped
+    /// data key, and ciphertext; an inline row or a blob) and commitment
+    /// nonce are destroyed, and an
     /// Erase entry is appended. The log keeps only the blinded
     /// commitments, which reveal nothing without the nonces. Copies of
     /// data keys that readers already unwrapped cannot be recalled.
@@ -335,7 +302,7 @@ impl<N: NodeStore> Ledger<N> {
             for (vk, vs) in &versions {
                 t.delete(T_VERSIONS, vk)?;
                 t.delete(T_VERSION_LABELS, vk)?;
-                t.delete(T_BLOBS, &vs.blob.0)?;
+                delete_body_rows(t, &vs.blob)?;
             }
             Ok(())
         })?;
@@ -354,13 +321,11 @@ impl<N: NodeStore> Ledger<N> {
     ) -> Result<(VersionState, Vec<u8>)> {
         let vs = self.version_state(record, version, op)?;
         let mut bytes = Vec::new();
-        self.blobs
-            .open(&vs.blob)
-            .at(op)?
+        self.open_body(&vs.blob, op)?
             .read_to_end(&mut bytes)
             .map_err(|e| Error::VerificationFailed {
                 op,
-                what: format!("blob of {record} v{version} does not read back: {e}"),
+                what: format!("body of {record} v{version} does not read back: {e}"),
             })?;
         Ok((vs, bytes))
     }

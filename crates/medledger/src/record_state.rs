@@ -12,8 +12,11 @@
 //! # Version state (table `versions`, key = record id ‖ 0x00 ‖ version BE)
 //!
 //! ```text
-//! blob id (32) ‖ commitment nonce (32) ‖ log index (u64 BE) ‖ commitment (32)
+//! body id (32) ‖ commitment nonce (32) ‖ log index (u64 BE) ‖ commitment (32)
 //! ```
+//!
+//! The body id names the version's envelope: the row `inline-bodies[id]`
+//! (envelopes up to 64 KiB) or else the blob `id` (see `body`).
 //!
 //! # Version labels (table `version-labels`, same key as `versions`)
 //!

@@ -1,6 +1,7 @@
 //! Record bodies as streams: [`Ledger::write_from`] seals any
-//! [`std::io::Read`] chunk by chunk straight into a blob (hashing the
-//! ciphertext into the blinded commitment on the way), and
+//! [`std::io::Read`] chunk by chunk straight into its body store (a blob
+//! once it outgrows the inline limit; see `body`), hashing the
+//! ciphertext into the blinded commitment on the way, and
 //! [`Ledger::read_to`] decrypts into any [`std::io::Write`] after the same
 //! decision and audit step as [`Ledger::read`]. Memory stays bounded by
 //! the envelope's chunk size (64 KiB) whatever the body's length.
@@ -14,14 +15,14 @@ use medledger_envelope::{Decryptor, Encryptor, Header, RecipientPublicKey, Recip
 use medledger_grants::{ActorId, ActorKind, Category, Purpose, RecordId, SensitivitySet};
 
 use crate::access::deny_code;
-use medledger_store::{BlobId, BlobWriter};
+use crate::body::{BodySink, NewBody};
 use rand_core::{OsRng, RngCore};
 
 use crate::error::{At, Error, Op, Result};
 use crate::key_unwrap::KeyUnwrapper;
 use crate::ledger::Ledger;
 use crate::record::{
-    x25519_of, Written, MAX_RECORD_ID_LEN, T_BLOBS, T_PATIENT_RECORDS, T_RECORDS, T_VERSIONS,
+    x25519_of, Written, MAX_RECORD_ID_LEN, T_PATIENT_RECORDS, T_RECORDS, T_VERSIONS,
 };
 use crate::record_state::{
     encode_labels, patient_record_key, version_key, RecordState, VersionState, COMMITMENT_CONTEXT,
@@ -64,11 +65,11 @@ pub struct StreamedRead {
     pub event: u64,
 }
 
-/// A blob writer that hashes everything after the envelope header into
+/// A body writer that hashes everything after the envelope header into
 /// the blinded commitment (the header is skipped by parsing its declared
 /// length, so rewraps never change the commitment).
 struct CommitSink<'b> {
-    blob: Box<dyn BlobWriter + 'b>,
+    body: BodySink<'b>,
     hasher: blake3::Hasher,
     preamble: Vec<u8>,
     header_left: Option<usize>,
@@ -77,7 +78,7 @@ struct CommitSink<'b> {
 impl Write for CommitSink<'_> {
     fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
         let n = data.len();
-        self.blob.write_all(data)?;
+        self.body.write_all(data)?;
         loop {
             match self.header_left {
                 None => {
@@ -109,7 +110,7 @@ impl Write for CommitSink<'_> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.blob.flush()
+        self.body.flush()
     }
 }
 
@@ -138,7 +139,7 @@ impl<N: NodeStore> Ledger<N> {
     /// Adds `reader` as a recipient of `record`'s `version` without holding
     /// the version in memory: only the header is read; if `reader` must be
     /// added (the custody key unwraps the data key), the new header and the
-    /// body, copied through, go to a new blob that replaces the old one.
+    /// body, copied through, go to a new body that replaces the old one.
     /// Caller holds the record lock.
     pub(crate) fn add_reader(
         &self,
@@ -149,7 +150,7 @@ impl<N: NodeStore> Ledger<N> {
         op: Op,
     ) -> Result<()> {
         let vs = self.version_state(record, version, op)?;
-        let mut old = self.blobs.open(&vs.blob).at(op)?;
+        let mut old = self.open_body(&vs.blob, op)?;
         let header = Header::read_from(&mut old).at(op)?;
         if header.recipients().any(|k| k == reader.key_id()) {
             return Ok(());
@@ -159,35 +160,20 @@ impl<N: NodeStore> Ledger<N> {
             .unwrap_data_key(&self.custody_key(record, st, op)?, &ctx)
             .at(op)?;
         let new = header.add_recipients(&dk, &[*reader]).at(op)?;
-        let mut id = [0u8; 32];
-        OsRng.fill_bytes(&mut id);
-        let blob = BlobId(id);
-        let mut w = self.blobs.create(blob).at(op)?;
-        let copied = w
+        let mut sink = BodySink::new(self.blobs.as_ref());
+        let id = sink.id();
+        let copied = sink
             .write_all(&new.encode())
-            .and_then(|()| std::io::copy(&mut old, &mut w).map(|_| ()));
+            .and_then(|()| std::io::copy(&mut old, &mut sink).map(|_| ()));
         if let Err(e) = copied {
             return Err(medledger_envelope::Error::from_io(e)).at(op);
         }
-        w.commit().at(op)?;
-        let moved = VersionState { blob, ..vs };
-        let vk = version_key(record, version);
-        let vv = moved.encode();
-        self.state
-            .transact(None, &mut |t| {
-                t.put(T_VERSIONS, &vk, &vv)?;
-                t.put(T_BLOBS, &blob.0, &vk)?;
-                t.delete(T_BLOBS, &vs.blob.0).map(|_| ())
-            })
-            .at(op)?;
-        // Referenced by the `blobs` row (see `write_stream`): marked on the
-        // next open.
-        self.blobs.delete(&vs.blob).at(op)?;
-        Ok(())
+        let body = NewBody::commit(id, sink.finish(), op)?;
+        self.swap_body(record, version, &vs, body, op)
     }
 
     /// [`Ledger::write`] with the body read from `body` in 64 KiB steps:
-    /// sealed chunk by chunk into a blob, the ciphertext hashed into the
+    /// sealed chunk by chunk into its body, the ciphertext hashed into the
     /// blinded commitment as it is written. Memory use does not grow with
     /// the body. If `body` fails, nothing is stored or logged. Authorized
     /// like [`Ledger::write`] (the patient, an active guardian, or a
@@ -318,11 +304,10 @@ impl<N: NodeStore> Ledger<N> {
         }
         let mut nonce = [0u8; 32];
         OsRng.fill_bytes(&mut nonce);
-        let mut id = [0u8; 32];
-        OsRng.fill_bytes(&mut id);
-        let blob = BlobId(id);
+        let stored = BodySink::new(self.blobs.as_ref());
+        let blob = stored.id();
         let sink = CommitSink {
-            blob: self.blobs.create(blob).at(op)?,
+            body: stored,
             hasher: commitment_hasher(&nonce),
             preamble: Vec::with_capacity(PREAMBLE_LEN),
             header_left: None,
@@ -342,7 +327,7 @@ impl<N: NodeStore> Ledger<N> {
         }
         let sink = enc.finish().at(op)?;
         let c = *sink.hasher.finalize().as_bytes();
-        sink.blob.commit().at(op)?;
+        let stored = NewBody::commit(blob, sink.body.finish(), op)?;
         let mut event = self.event(
             op,
             action,
@@ -378,13 +363,13 @@ impl<N: NodeStore> Ledger<N> {
             put(T_RECORDS, rec.id.as_bytes(), &st.encode()),
             put(T_VERSIONS, &vk, &vs.encode()),
             put(T_VERSION_LABELS, &vk, &encode_labels(rec.labels)),
-            put(T_BLOBS, &blob.0, &vk),
             put(
                 T_PATIENT_RECORDS,
                 &patient_record_key(&rec.patient, rec.id),
                 &[],
             ),
         ];
+        rows.extend(stored.rows(&vk));
         if let Some((table, value)) = provenance {
             rows.push(put(table, &vk, &value));
         }
@@ -424,8 +409,8 @@ impl<N: NodeStore> Ledger<N> {
             // blob, and an open reader keeps the version it opened.
             (
                 vs,
-                self.blobs.open(&vs.blob).at(op)?,
-                self.blobs.open(&vs.blob).at(op)?,
+                self.open_body(&vs.blob, op)?,
+                self.open_body(&vs.blob, op)?,
             )
         };
         Header::read_from(&mut check).at(op)?;

@@ -154,8 +154,10 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
     let stranger = ActorKeys::generate(ActorKind::Clinician).unwrap();
     ledger.register(patient.actor(), "patients").unwrap();
     ledger.register(doctor.actor(), "st-mary").unwrap();
+    // Longer than the inline limit (64 KiB): stored as a blob file.
+    let body = vec![b'b'; 100_000];
     ledger
-        .write(&record("Observation/1", &patient, b"body"))
+        .write(&record("Observation/1", &patient, &body))
         .unwrap();
     ledger.grant(&grant(&patient, &doctor)).unwrap();
     let size = ledger.size();
@@ -261,7 +263,69 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
             .read(&doctor, "Observation/1", Purpose::Treat)
             .unwrap()
             .body[..],
-        b"body"
+        &body[..]
+    );
+}
+
+#[test]
+fn corrupted_inline_body_is_a_typed_error_and_restoring_it_restores_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
+    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
+    {
+        let ledger = Ledger::open(dir.path(), ORIGIN, &key()).unwrap();
+        ledger.register(patient.actor(), "patients").unwrap();
+        ledger.register(doctor.actor(), "st-mary").unwrap();
+        // A 4 KiB body: its envelope is kept inline in the state database.
+        ledger
+            .write(&record("Observation/1", &patient, &[b'o'; 4096]))
+            .unwrap();
+        ledger.grant(&grant(&patient, &doctor)).unwrap();
+        assert_eq!(ledger.verify().unwrap().versions, 1);
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blobs").join("pending"))
+            .unwrap()
+            .count(),
+        0,
+        "no blob file for an inline body"
+    );
+    // Flip a byte inside every copy of the envelope in the database file
+    // (copy-on-write pages may hold older copies too).
+    let db = dir.path().join("state.redb");
+    let original = std::fs::read(&db).unwrap();
+    let mut bad = original.clone();
+    let starts: Vec<usize> = original
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"MLENV")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!starts.is_empty(), "the envelope is in the state database");
+    for i in starts {
+        bad[i + 2000] ^= 0x01;
+    }
+    std::fs::write(&db, &bad).unwrap();
+    // redb's page checksums catch it when the database is opened.
+    match Ledger::open(dir.path(), ORIGIN, &key()) {
+        Err(Error::Store {
+            op: medledger::Op::Open,
+            source,
+        }) => assert!(
+            matches!(source, medledger::store::Error::StateCorrupt { .. }),
+            "{source:?}"
+        ),
+        other => panic!("expected a corrupt state database, got {other:?}"),
+    }
+    std::fs::write(&db, &original).unwrap();
+    let ledger = Ledger::open(dir.path(), ORIGIN, &key()).unwrap();
+    assert_eq!(ledger.verify().unwrap().versions, 1);
+    assert_eq!(
+        ledger
+            .read(&doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        [b'o'; 4096]
     );
 }
 
