@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use medledger_audit::{Action as AuditAction, Id32, Outcome, RecordRef};
+use medledger_audit::Action as AuditAction;
 use medledger_chain::NodeStore;
 use medledger_envelope::{Decryptor, Header};
 use medledger_grants::{
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{At, Error, Op, Result};
 use crate::key_unwrap::KeyUnwrapper;
-use crate::ledger::{audit_purpose, now_ms, Ledger};
+use crate::ledger::{now_ms, Ledger};
 use crate::record_state::{commitment, RecordState};
 
 /// A record as read: plaintext (wiped on drop) and where its access was
@@ -72,20 +72,6 @@ pub fn deny_code(r: DenyReason) -> u16 {
 /// afterwards (the reader's key did not open its stanza, or the stored
 /// ciphertext did not verify): outside the grants engine's codes.
 pub const UNWRAP_FAILED_CODE: u16 = 0x0100;
-const UNWRAP_FAILED: &str = "allowed, but the key unwrap or decryption failed";
-
-/// What the audit event of a break-the-glass attempt records as its
-/// reason when the actor stated none (the attempt is denied).
-const NO_REASON: &str = "(no reason stated)";
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or("").to_owned()
-}
 
 pub(crate) fn meta(record: &str, st: &RecordState, op: Op) -> Result<RecordMeta> {
     Ok(RecordMeta {
@@ -185,134 +171,37 @@ impl<N: NodeStore> Ledger<N> {
         // about, never to a key the caller supplies: otherwise a reader
         // claiming another actor's id would get the data key.
         let reader_key = crate::record::x25519_of(&self.actor(&actor, op)?);
-        let st = self.record_state(record, op)?;
-        if st.erased {
-            return Err(Error::RecordErased {
-                op,
-                record: record.to_owned(),
-            });
-        }
-        let version = version.unwrap_or(st.latest);
-        if version == 0 || version > st.latest {
-            return Err(Error::UnknownRecord {
-                op,
-                record: record.to_owned(),
-                version: Some(version),
-            });
-        }
-        // Decided with this version's own labels.
-        let labels = self.version_labels(record, &st, version, op)?;
-        let decision = self.decide(
-            actor,
-            st.patient,
-            RecordMeta {
-                labels,
-                ..meta(record, &st, op)?
-            },
-            Action::Read,
-            purpose,
-            break_glass,
-        );
-        let (outcome, chain, emergency) = match &decision {
-            Decision::Allow { chain, emergency } => (
-                Outcome::Success,
-                chain.iter().map(|g| Id32(*g.0.as_bytes())).collect(),
-                emergency.as_ref().map(|e| e.reason.clone()),
-            ),
-            Decision::Deny(r) => (
-                Outcome::Denied {
-                    code: deny_code(*r),
-                    reason: format!("{r:?}"),
-                },
-                Vec::new(),
-                break_glass.map(str::to_owned),
-            ),
-        };
-        let is_emergency = emergency.is_some();
-        // An emergency-access event must carry the stated reason even when
-        // an ordinary grant (or being the patient) allowed the read, and a
-        // non-empty one even when none was stated, so that the denied
-        // attempt is logged too.
-        let emergency =
-            emergency
-                .or_else(|| break_glass.map(str::to_owned))
-                .map(|r| match truncate(&r, 255) {
-                    t if t.is_empty() => NO_REASON.to_owned(),
-                    t => t,
-                });
-        let action = if break_glass.is_some() {
-            AuditAction::EmergencyAccess
-        } else {
-            AuditAction::Read
-        };
-        let target = Some(RecordRef {
-            id: record.to_owned(),
+        let allowed = self.decide_read(
+            &actor,
+            record,
             version,
-        });
-        let purpose = audit_purpose(purpose);
-        let chain = match decision {
-            Decision::Deny(reason) => {
-                let event = self.event(
-                    op,
-                    action,
-                    &actor,
-                    &st.patient,
-                    target,
-                    purpose,
-                    outcome,
-                    chain,
-                    emergency,
-                )?;
-                let event = self.audit.append(event).at(op)?.index;
-                return Err(Error::AccessDenied { op, reason, event });
-            }
-            Decision::Allow { .. } => chain,
-        };
+            purpose,
+            AuditAction::Read,
+            break_glass,
+            op,
+        )?;
         // Allowed by policy: unwrap and decrypt first, and log the outcome
         // that really happened. A reader whose key does not open its stanza
         // (e.g. one claiming another actor's id) is logged as a failed
         // access, not as a read; plaintext is returned only after the
         // success event is durable, and wiped if that append fails.
-        let plain = self.open_version(reader, record, &st, version, &reader_key, op);
-        let (outcome, failure) = match plain {
-            Ok(plain) => (Outcome::Success, Ok(plain)),
-            Err(e) => (
-                Outcome::Denied {
-                    code: UNWRAP_FAILED_CODE,
-                    reason: UNWRAP_FAILED.to_owned(),
-                },
-                Err(e),
-            ),
-        };
-        let event = self.event(
+        let plain = self.open_version(
+            reader,
+            record,
+            &allowed.st,
+            allowed.version,
+            &reader_key,
             op,
-            action,
-            &actor,
-            &st.patient,
-            target,
-            purpose,
-            outcome,
-            chain,
-            emergency,
-        )?;
-        let event = self.audit.append(event).at(op)?.index;
-        match failure {
-            Ok(body) => Ok(Record {
-                id: record.to_owned(),
-                version,
-                content_type: st.content_type,
-                body,
-                event,
-                emergency: is_emergency,
-            }),
-            Err(source) => Err(Error::ReadFailed {
-                op,
-                record: record.to_owned(),
-                version,
-                event,
-                source: Box::new(source),
-            }),
-        }
+        );
+        let (body, event) = self.log_allowed(&allowed, record, plain, op)?;
+        Ok(Record {
+            id: record.to_owned(),
+            version: allowed.version,
+            content_type: allowed.st.content_type,
+            body,
+            event,
+            emergency: allowed.by_emergency,
+        })
     }
 
     /// Wraps `version`'s data key to the reader's registered key (if it is

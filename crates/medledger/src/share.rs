@@ -190,6 +190,7 @@ impl<N: NodeStore> Ledger<N> {
             Some(version),
             purpose,
             AuditAction::Export,
+            None,
             op,
         )?;
         // Build first, then log what really happened (as `read` does).
@@ -202,7 +203,7 @@ impl<N: NodeStore> Ledger<N> {
             (note, path.path),
             op,
         );
-        let (package, _) = self.log_allowed(&allowed, record, AuditAction::Export, built, op)?;
+        let (package, _) = self.log_allowed(&allowed, record, built, op)?;
         Ok(package)
     }
 

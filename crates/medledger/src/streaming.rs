@@ -448,13 +448,21 @@ impl<N: NodeStore> Ledger<N> {
         let actor = reader.actor();
         // Wrap only to the key registered for the actor (see `read`).
         let reader_key = x25519_of(&self.actor(&actor, op)?);
-        let allowed = self.decide_read(&actor, record, version, purpose, AuditAction::Read, op)?;
+        let allowed = self.decide_read(
+            &actor,
+            record,
+            version,
+            purpose,
+            AuditAction::Read,
+            None,
+            op,
+        )?;
         let version = allowed.version;
         // Allowed by policy: wrap, check the commitment and unwrap first,
         // then log what really happened (as `read` does), and only then
         // write plaintext.
         let opened = self.open_stream(reader, record, &allowed.st, version, &reader_key, op);
-        let (plain, event) = self.log_allowed(&allowed, record, AuditAction::Read, opened, op)?;
+        let (plain, event) = self.log_allowed(&allowed, record, opened, op)?;
         let bytes = plain.copy_to(out).at(op)?;
         Ok(StreamedRead {
             version,
