@@ -118,7 +118,8 @@ pub fn root(
     leaves: &[Hash],
     proof: &[Hash],
 ) -> Result<BatchRoot> {
-    root_of(alg, size, indexes, leaves, proof)
+    let bytes: Vec<u8> = proof.iter().flat_map(|h| h.0).collect();
+    root_of(alg, size, indexes, leaves, &bytes)
 }
 
 /// Checks that the leaves are in the tree of `size` with root `expected`.
@@ -130,7 +131,7 @@ pub fn verify(
     proof: &[Hash],
     expected: &Hash,
 ) -> Result<BatchRoot> {
-    check_root(root_of(alg, size, indexes, leaves, proof)?, expected)
+    check_root(root(alg, size, indexes, leaves, proof)?, expected)
 }
 
 /// [`verify`] with the proof hashes given as their concatenated bytes (as
@@ -144,13 +145,7 @@ pub fn verify_concatenated(
     proof: &[u8],
     expected: &Hash,
 ) -> Result<BatchRoot> {
-    if !proof.len().is_multiple_of(32) {
-        return Err(bad("proof length is not a multiple of 32"));
-    }
-    check_root(
-        root_of(alg, size, indexes, leaves, &Concatenated(proof))?,
-        expected,
-    )
+    check_root(root_of(alg, size, indexes, leaves, proof)?, expected)
 }
 
 fn check_root(r: BatchRoot, expected: &Hash) -> Result<BatchRoot> {
@@ -160,53 +155,28 @@ fn check_root(r: BatchRoot, expected: &Hash) -> Result<BatchRoot> {
     Ok(r)
 }
 
-/// The proof's hashes, in order, wherever they are held.
-trait ProofHashes {
-    fn len(&self) -> usize;
-    fn get(&self, at: usize) -> Option<Hash>;
-}
-
-impl ProofHashes for [Hash] {
-    fn len(&self) -> usize {
-        <[Hash]>::len(self)
-    }
-    fn get(&self, at: usize) -> Option<Hash> {
-        <[Hash]>::get(self, at).copied()
-    }
-}
-
-/// Hashes concatenated as bytes (length a multiple of 32).
-struct Concatenated<'a>(&'a [u8]);
-
-impl ProofHashes for Concatenated<'_> {
-    fn len(&self) -> usize {
-        self.0.len() / 32
-    }
-    fn get(&self, at: usize) -> Option<Hash> {
-        let start = at.checked_mul(32)?;
-        Hash::from_slice(self.0.get(start..start.checked_add(32)?)?)
-    }
-}
-
-fn root_of<P: ProofHashes + ?Sized>(
+/// The root from a proof of hashes concatenated as bytes.
+fn root_of(
     alg: HashAlg,
     size: u64,
     indexes: &[u64],
     leaves: &[Hash],
-    proof: &P,
+    proof: &[u8],
 ) -> Result<BatchRoot> {
     check_indexes(indexes, size)?;
     if leaves.len() != indexes.len() {
         return Err(bad("one leaf hash per index is needed"));
     }
+    if !proof.len().is_multiple_of(HASH_LEN) {
+        return Err(bad("proof length is not a multiple of 32"));
+    }
     let mut walk = Walk {
         alg,
         proof,
-        used: 0,
         node_hashes: 0,
     };
     let root = walk.node(0, size, indexes, leaves)?;
-    if walk.used != proof.len() {
+    if !walk.proof.is_empty() {
         return Err(bad("proof has hashes left over"));
     }
     Ok(BatchRoot {
@@ -215,10 +185,12 @@ fn root_of<P: ProofHashes + ?Sized>(
     })
 }
 
-struct Walk<'a, P: ?Sized> {
+const HASH_LEN: usize = 32;
+
+struct Walk<'a> {
     alg: HashAlg,
-    proof: &'a P,
-    used: usize,
+    /// The proof hashes not used yet, concatenated.
+    proof: &'a [u8],
     node_hashes: u64,
 }
 
@@ -226,11 +198,18 @@ fn too_few() -> Error {
     bad("proof has too few hashes")
 }
 
-impl<P: ProofHashes + ?Sized> Walk<'_, P> {
-    fn take(&mut self) -> Result<Hash> {
-        let h = self.proof.get(self.used).ok_or_else(too_few)?;
-        self.used += 1;
-        Ok(h)
+/// A 32-byte chunk as a hash (`None` only for a short chunk).
+fn hash_of(chunk: Option<&[u8]>) -> Result<Hash> {
+    chunk.and_then(Hash::from_slice).ok_or_else(too_few)
+}
+
+impl<'a> Walk<'a> {
+    /// The next `n` proof hashes, concatenated.
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let len = n.checked_mul(HASH_LEN).ok_or_else(too_few)?;
+        let (head, rest) = self.proof.split_at_checked(len).ok_or_else(too_few)?;
+        self.proof = rest;
+        Ok(head)
     }
 
     /// `MTH(D[lo:hi])` for a range holding the (non-empty) `idx`.
@@ -248,12 +227,12 @@ impl<P: ProofHashes + ?Sized> Walk<'_, P> {
         let (l, r) = idx.split_at(cut);
         let (ll, lr) = leaves.split_at(cut);
         let left = if l.is_empty() {
-            self.take()?
+            hash_of(Some(self.take(1)?))?
         } else {
             self.node(lo, mid, l, ll)?
         };
         let right = if r.is_empty() {
-            self.take()?
+            hash_of(Some(self.take(1)?))?
         } else {
             self.node(mid, hi, r, lr)?
         };
@@ -280,27 +259,20 @@ impl<P: ProofHashes + ?Sized> Walk<'_, P> {
             }
             depth += 1;
         }
+        let lefts = self.take(rights)?;
         let total = usize::try_from(depth).map_err(|_| too_few())?;
-        let end = self.used.checked_add(total).ok_or_else(too_few)?;
-        if end > self.proof.len() {
-            return Err(too_few());
-        }
-        // Left siblings are at used..used+rights (top down); read them
-        // backwards. Right siblings follow (bottom up); read them forwards.
-        let (mut left_at, mut right_at) = (self.used + rights, self.used + rights);
+        let rights = self.take(total - rights)?;
+        // Left siblings are read backwards, right siblings forwards.
+        let mut lefts = lefts.chunks_exact(HASH_LEN).rev();
+        let mut rights = rights.chunks_exact(HASH_LEN);
         let mut h = leaf;
         for d in (0..depth).rev() {
             h = if turns & (1 << d) != 0 {
-                left_at -= 1;
-                let sibling = self.proof.get(left_at).ok_or_else(too_few)?;
-                self.alg.node_hash(&sibling, &h)
+                self.alg.node_hash(&hash_of(lefts.next())?, &h)
             } else {
-                let sibling = self.proof.get(right_at).ok_or_else(too_few)?;
-                right_at += 1;
-                self.alg.node_hash(&h, &sibling)
+                self.alg.node_hash(&h, &hash_of(rights.next())?)
             };
         }
-        self.used = end;
         self.node_hashes += u64::from(depth);
         Ok(h)
     }
