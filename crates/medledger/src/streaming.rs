@@ -123,7 +123,7 @@ fn commitment_hasher(nonce: &[u8; 32]) -> blake3::Hasher {
 }
 
 /// Hashes the body left in `reader` (after its header) into a commitment.
-fn commit_reader(nonce: &[u8; 32], reader: &mut dyn Read) -> std::io::Result<[u8; 32]> {
+pub(crate) fn commit_reader(nonce: &[u8; 32], reader: &mut dyn Read) -> std::io::Result<[u8; 32]> {
     let mut h = commitment_hasher(nonce);
     let mut buf = vec![0u8; STEP];
     loop {

@@ -10,7 +10,8 @@ use medledger_grants::ActorId;
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::{now_ms, Ledger, T_CHECKPOINTS};
 use crate::record::T_RECORDS;
-use crate::record_state::{commitment, RecordState};
+use crate::record_state::RecordState;
+use crate::streaming::commit_reader;
 
 /// Entries re-read per batch by [`Ledger::verify`].
 const VERIFY_CHUNK: u64 = 4096;
@@ -156,9 +157,14 @@ impl<N: NodeStore> Ledger<N> {
                 continue;
             }
             for version in 1..=st.latest {
-                let (vs, bytes) = self.envelope(&record, version, op)?;
-                let (_, body) = Header::parse_prefix(&bytes)
+                // Streamed: a version is never held in memory whole.
+                let vs = self.version_state(&record, version, op)?;
+                let mut reader = self.open_body(&vs.blob, op)?;
+                Header::read_from(&mut reader)
                     .map_err(|e| fail(format!("{record} v{version}: header: {e}")))?;
+                let body_commitment = commit_reader(&vs.nonce, &mut reader).map_err(|e| {
+                    fail(format!("{record} v{version}: body does not read back: {e}"))
+                })?;
                 let event = self.audit.event(vs.event).at(op)?;
                 let logged = match (
                     &event.action,
@@ -177,7 +183,7 @@ impl<N: NodeStore> Ledger<N> {
                         )))
                     }
                 };
-                if commitment(&vs.nonce, body) != logged || logged != vs.commitment {
+                if body_commitment != logged || logged != vs.commitment {
                     return Err(fail(format!(
                         "{record} v{version}: ciphertext does not match the commitment in log entry {}",
                         vs.event
