@@ -282,7 +282,9 @@ impl<N: NodeStore> Ledger<N> {
     /// recipient's key unwrapper opens the envelope; the recipient then
     /// reads it like any other record of this ledger, under this
     /// ledger's grants. A package that fails verification changes
-    /// nothing.
+    /// nothing. Importing again the package `local_id`'s latest version
+    /// came from returns that import and changes nothing; a package of an
+    /// older write of the same log is refused as [`ShareError::Stale`].
     ///
     /// ```
     /// use medledger::chain::{CosignatureSigner, Witness};
@@ -368,6 +370,20 @@ impl<N: NodeStore> Ledger<N> {
             .public_key()
             .verify_strict(&pkg.signature_message(), &signature)
             .map_err(|_| fail(ShareError::BadSignature))?;
+        // A replay of the package the local record's latest version came
+        // from is answered with that import (nothing is written or logged
+        // again); an older write of the same log is refused as stale.
+        if let Some(latest) = self.latest_import(local_id, op)? {
+            if latest.origin == pkg.origin && latest.origin_event == proof.index {
+                return Ok(latest);
+            }
+            if latest.origin == pkg.origin && latest.origin_event > proof.index {
+                return Err(fail(ShareError::Stale {
+                    imported: latest.origin_event,
+                    package: proof.index,
+                }));
+            }
+        }
         let ctx = RecordContext::new(
             &pkg.record,
             event.patient.to_hex(),
@@ -405,6 +421,16 @@ impl<N: NodeStore> Ledger<N> {
             origin_commitment: logged,
             checkpoint_size: verified.checkpoint.size,
         })
+    }
+
+    /// The provenance of `record`'s latest version, if the record exists
+    /// and that version was imported.
+    fn latest_import(&self, record: &str, op: Op) -> Result<Option<Imported>> {
+        match self.record_state(record, op) {
+            Ok(st) if !st.erased => self.imported_from(record, st.latest),
+            Ok(_) | Err(Error::UnknownRecord { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The provenance of an imported version of `record`, or `None` if

@@ -127,6 +127,16 @@ pub enum ShareError {
     /// The exporting log's signature over the package does not verify.
     #[error("the exporting log's signature over the package does not verify")]
     BadSignature,
+    /// The local record's latest version was imported from a later write
+    /// of the same log: importing this package would make an older
+    /// version the latest.
+    #[error("stale package: the record holds log event {imported} of that log, the package event {package}")]
+    Stale {
+        /// The exporter's event the latest local version came from.
+        imported: u64,
+        /// The exporter's event of this package.
+        package: u64,
+    },
     /// The key unwrapper given to import is not the package's recipient.
     #[error("the package is for recipient {expected}, not {given}")]
     WrongRecipient {

@@ -194,6 +194,14 @@ fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
         w.b.imported_from("a/Observation/1", 1).unwrap(),
         Some(imported.clone())
     );
+    // A replayed package (a retried delivery) writes and logs nothing.
+    let size = w.b.size();
+    assert_eq!(
+        w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+            .unwrap(),
+        imported
+    );
+    assert_eq!(w.b.size(), size);
     let record =
         w.b.read(&w.clinician, "a/Observation/1", Purpose::Treat)
             .unwrap();
@@ -296,6 +304,47 @@ fn flipped_proof_is_refused() {
         chain_reason(refused(&w, &p.encode())),
         ChainError::InclusionRootMismatch
     ));
+}
+
+#[test]
+fn a_newer_version_imports_and_an_older_one_after_it_is_stale() {
+    let w = world();
+    w.b.grant(&w.grant).unwrap();
+    write(&w.a, &w.patient, "Observation/1", b"one, v2");
+    let refs: Vec<&Witness> = w.witnesses.iter().collect();
+    w.a.checkpoint(&refs).unwrap();
+    let v2 =
+        w.a.export_share(&w.clinician.id(), "Observation/1", 2, Purpose::Treat)
+            .unwrap();
+    let imported =
+        w.b.import_share(&v2, &w.clinician, "a/Observation/1")
+            .unwrap();
+    assert_eq!(imported.version, 1);
+    let size = w.b.size();
+    match share_reason(refused(&w, &w.package)) {
+        ShareError::Stale {
+            imported: at,
+            package,
+        } => {
+            assert_eq!(at, imported.origin_event);
+            assert!(package < at);
+        }
+        other => panic!("expected a stale package, got {other:?}"),
+    }
+    assert_eq!(w.b.size(), size, "a stale package logs nothing");
+    assert_eq!(
+        &w.b.read(&w.clinician, "a/Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"one, v2"
+    );
+    // Under another local id the older version is a record of its own.
+    assert_eq!(
+        w.b.import_share(&w.package, &w.clinician, "a/Observation/1-v1")
+            .unwrap()
+            .version,
+        1
+    );
 }
 
 #[test]
