@@ -248,7 +248,7 @@ impl<'a> Walk<'a> {
     fn path(&mut self, mut lo: u64, mut hi: u64, i: u64, leaf: Hash) -> Result<Hash> {
         // Bit d of `turns` is set when the path turns right at depth d.
         let (mut turns, mut depth, mut rights) = (0u64, 0u32, 0usize);
-        while hi - lo > 1 {
+        while hi - lo > 1 && !(hi - lo).is_power_of_two() {
             let mid = lo + split(hi - lo);
             if i >= mid {
                 turns |= 1 << depth;
@@ -258,6 +258,15 @@ impl<'a> Walk<'a> {
                 hi = mid;
             }
             depth += 1;
+        }
+        // The rest is a perfect subtree of 2^m leaves: the path turns right
+        // where the bits of the leaf's offset in it are set, top bit first.
+        let m = (hi - lo).trailing_zeros();
+        if m > 0 {
+            let offset = i - lo;
+            turns |= (offset.reverse_bits() >> (64 - m)) << depth;
+            rights += offset.count_ones() as usize;
+            depth += m;
         }
         let lefts = self.take(rights)?;
         let total = usize::try_from(depth).map_err(|_| too_few())?;

@@ -173,7 +173,7 @@ impl<'a> ExportView<'a> {
             });
         }
         let mut r = Reader::new(json);
-        r.lit("{\"format\":")?;
+        r.lit(b"{\"format\":")?;
         let format = r.text()?;
         if format != FORMAT {
             return Err(Error::ExportMalformed {
@@ -183,15 +183,15 @@ impl<'a> ExportView<'a> {
                 ),
             });
         }
-        r.lit(",\"origin\":")?;
+        r.lit(b",\"origin\":")?;
         let origin = r.text()?;
-        r.lit(",\"hash\":")?;
+        r.lit(b",\"hash\":")?;
         let hash = r.text()?;
-        r.lit(",\"patient\":")?;
+        r.lit(b",\"patient\":")?;
         let patient = if r.null() { None } else { Some(r.raw()?) };
-        r.lit(",\"from_size\":")?;
+        r.lit(b",\"from_size\":")?;
         let from_size = r.u64()?;
-        r.lit(",\"checkpoints\":[")?;
+        r.lit(b",\"checkpoints\":[")?;
         let mut checkpoints = Vec::new();
         if !r.eat(b']') {
             loop {
@@ -202,77 +202,77 @@ impl<'a> ExportView<'a> {
                 if r.eat(b']') {
                     break;
                 }
-                r.lit(",")?;
+                r.lit(b",")?;
             }
         }
-        r.lit(",\"consistency\":[")?;
+        r.lit(b",\"consistency\":[")?;
         let mut consistency = Vec::new();
         if !r.eat(b']') {
             loop {
-                r.lit("{\"old_size\":")?;
+                r.lit(b"{\"old_size\":")?;
                 let old = r.u64()?;
-                r.lit(",\"new_size\":")?;
+                r.lit(b",\"new_size\":")?;
                 let new = r.u64()?;
-                r.lit(",\"path\":")?;
+                r.lit(b",\"path\":")?;
                 consistency.push((old, new, r.raw()?));
-                r.lit("}")?;
+                r.lit(b"}")?;
                 if r.eat(b']') {
                     break;
                 }
-                r.lit(",")?;
+                r.lit(b",")?;
             }
         }
-        r.lit(",\"events\":[")?;
+        r.lit(b",\"events\":[")?;
         let mut events = Vec::new();
         if !r.eat(b']') {
             loop {
-                r.lit("{\"index\":")?;
+                r.lit(b"{\"index\":")?;
                 let index = r.u64()?;
-                r.lit(",\"event\":")?;
+                r.lit(b",\"event\":")?;
                 events.push((index, r.raw()?));
-                r.lit("}")?;
+                r.lit(b"}")?;
                 if r.eat(b']') {
                     break;
                 }
-                r.lit(",")?;
+                r.lit(b",")?;
             }
         }
-        r.lit(",\"heads\":")?;
+        r.lit(b",\"heads\":")?;
         let heads = if r.null() {
             None
         } else {
-            r.lit("{\"entry\":")?;
+            r.lit(b"{\"entry\":")?;
             let entry = r.raw()?;
-            r.lit(",\"leaves\":[")?;
+            r.lit(b",\"leaves\":[")?;
             let mut leaves = Vec::new();
             if !r.eat(b']') {
                 loop {
                     if leaves.len() == 2 {
                         return Err(r.fail("at most 2 heads leaves"));
                     }
-                    r.lit("{\"position\":")?;
+                    r.lit(b"{\"position\":")?;
                     let position = r.u64()?;
-                    r.lit(",\"leaf\":")?;
+                    r.lit(b",\"leaf\":")?;
                     leaves.push((position, r.raw()?));
-                    r.lit("}")?;
+                    r.lit(b"}")?;
                     if r.eat(b']') {
                         break;
                     }
-                    r.lit(",")?;
+                    r.lit(b",")?;
                 }
             }
-            r.lit(",\"proof\":")?;
+            r.lit(b",\"proof\":")?;
             let proof = r.raw()?;
-            r.lit("}")?;
+            r.lit(b"}")?;
             Some(HeadsView {
                 entry,
                 leaves,
                 proof,
             })
         };
-        r.lit(",\"proof\":")?;
+        r.lit(b",\"proof\":")?;
         let proof = r.raw()?;
-        r.lit("}")?;
+        r.lit(b"}")?;
         r.end()?;
         Ok(ExportView {
             format,

@@ -55,14 +55,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Consumes exactly `lit`.
-    pub(crate) fn lit(&mut self, lit: &str) -> Result<()> {
-        let end = self.at + lit.len();
-        if self.bytes.get(self.at..end) != Some(lit.as_bytes()) {
-            return Err(self.fail(lit));
+    /// Consumes exactly `lit` (an array, so the compare is inlined).
+    pub(crate) fn lit<const N: usize>(&mut self, lit: &[u8; N]) -> Result<()> {
+        let end = self.at + N;
+        match self.bytes.get(self.at..end) {
+            Some(b) if b == lit => {
+                self.at = end;
+                Ok(())
+            }
+            _ => Err(self.fail(&String::from_utf8_lossy(lit))),
         }
-        self.at = end;
-        Ok(())
     }
 
     /// Consumes `byte` if it is next.
@@ -112,7 +114,7 @@ impl<'a> Reader<'a> {
     /// values, which the caller decodes strictly. It ends at the first
     /// quote (found with SIMD: base64 is most of an export's bytes).
     pub(crate) fn raw(&mut self) -> Result<&'a [u8]> {
-        self.lit("\"")?;
+        self.lit(b"\"")?;
         let start = self.at;
         let rest = self.bytes.get(start..).unwrap_or_default();
         let len = memchr::memchr(b'"', rest).ok_or_else(|| self.fail("a closing quote"))?;
@@ -123,7 +125,7 @@ impl<'a> Reader<'a> {
 
     /// A string with serde_json's canonical escaping, unescaped.
     pub(crate) fn text(&mut self) -> Result<String> {
-        self.lit("\"")?;
+        self.lit(b"\"")?;
         let mut out = Vec::new();
         loop {
             let b = *self
