@@ -17,10 +17,19 @@
 //! # Group commit
 //!
 //! Within one process, concurrent appends share one transaction (and so
-//! one WAL flush): the first caller to find no transaction in flight
-//! becomes the leader, takes every queued request (up to
-//! [`MAX_GROUP_BYTES`]) and commits them together; the others wait on a
-//! condition variable for their result, as in medledger-store's segment log.
+//! one WAL flush). Each caller hashes its own leaves first, outside any
+//! lock. The first caller to find no leader leads: its own entries go
+//! without a copy; callers arriving while a leader is busy queue a copy of
+//! theirs and wait on a condition variable. Before it begins, a leader
+//! lets its group gather, as PostgreSQL's `commit_delay` does: it waits
+//! until as many callers are queued as its predecessor carried, but never
+//! longer than half that predecessor's commit took (and at most
+//! [`MAX_GATHER_WAIT`]). One appender therefore never waits (its last group
+//! was itself), while 16 appenders, whose waiters all return together
+//! after each commit, form groups of about 16 instead of alternating
+//! between a group of the first to return and one of everyone else. The
+//! leader then takes every queued request (up to [`MAX_GROUP_BYTES`]) and
+//! commits them with its own.
 //!
 //! # Failures
 //!
@@ -37,26 +46,26 @@ use core::ops::Range;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use medledger_chain::{Hash, HashAlg, MerkleLog, NodeId, NodeStore};
 use medledger_store::{EntryLog, MAX_ENTRY_LEN};
 use rand_core::RngCore;
 
+use crate::entry_rows::{Callers, Rows};
 use crate::error::{Error, Result, Stage};
-use crate::nodes::{count, groups, TxnNodes, SELECT_HEAD, SELECT_NODES};
+use crate::nodes::{count, TxnNodes, SELECT_HEAD, SELECT_NODES};
 use crate::pool::{Conn, Pool};
 
 /// Most entry bytes one group transaction carries (a single larger request
 /// still goes alone).
 pub const MAX_GROUP_BYTES: usize = 32 << 20;
 
+/// The longest a group-commit leader waits for its group to gather.
+pub const MAX_GATHER_WAIT: Duration = Duration::from_millis(2);
+
 /// `BEGIN` and the head lock in one round trip.
 const BEGIN_LOCK_HEAD: &str = "BEGIN; SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
-/// Every write of an append in one statement (one round trip): the
-/// entries with their node hashes, the callers' `batches` rows, the head.
-const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])), \
-     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($4::bytea[], $5::bigint[], $6::integer[])) \
-     UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0";
 const SELECT_ENTRY: &str = "SELECT body FROM entries WHERE idx = $1";
 const SELECT_RANGE: &str =
     "SELECT idx, body FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
@@ -86,11 +95,30 @@ impl fmt::Debug for BatchToken {
     }
 }
 
+/// A queued caller's append (owned: another thread's leader writes it).
 struct Request {
     ticket: u64,
     token: BatchToken,
     entries: Vec<Vec<u8>>,
+    leaves: Vec<Hash>,
     bytes: usize,
+}
+
+/// One caller's part of a transaction.
+struct Part<'a> {
+    token: BatchToken,
+    entries: Vec<&'a [u8]>,
+    leaves: &'a [Hash],
+}
+
+impl Request {
+    fn part(&self) -> Part<'_> {
+        Part {
+            token: self.token,
+            entries: self.entries.iter().map(Vec::as_slice).collect(),
+            leaves: &self.leaves,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -99,6 +127,10 @@ struct Group {
     leader: bool,
     next_ticket: u64,
     results: HashMap<u64, Result<u64>>,
+    /// How many callers the last group carried.
+    last_size: usize,
+    /// How long the last group's transaction took.
+    last_commit: Duration,
 }
 
 /// The entry log on PostgreSQL (see the module docs).
@@ -107,7 +139,10 @@ pub struct PgEntryLog {
     alg: HashAlg,
     group_commit: bool,
     group: Mutex<Group>,
+    /// A group committed: its callers' results are in.
     committed: Condvar,
+    /// A request was queued (wakes a gathering leader).
+    queued: Condvar,
     /// The tree's frontier at some size, as committed: spares reading it
     /// when the head is still at that size (nodes never change, so it is
     /// right whichever process wrote them).
@@ -158,6 +193,7 @@ impl PgEntryLog {
             group_commit,
             group: Mutex::new(Group::default()),
             committed: Condvar::new(),
+            queued: Condvar::new(),
             frontier: Mutex::new(None),
         }
     }
@@ -175,82 +211,130 @@ impl PgEntryLog {
     /// [`PgEntryLog::batch_outcome`] takes.
     pub fn append_with_token(&self, entries: &[&[u8]], token: BatchToken) -> Result<Range<u64>> {
         let k = entries.len() as u64;
-        let bytes = entries.iter().map(|e| e.len()).sum();
-        let owned: Vec<Vec<u8>> = entries.iter().map(|e| e.to_vec()).collect();
+        let leaves: Vec<Hash> = entries.iter().map(|e| self.alg.leaf_hash(e)).collect();
+        let mine = Part {
+            token,
+            entries: entries.to_vec(),
+            leaves: &leaves,
+        };
         if !self.group_commit {
-            let start = self.commit(&[Request {
-                ticket: 0,
-                token,
-                entries: owned,
-                bytes,
-            }])?;
+            let start = self.commit(&[mine])?;
             return Ok(start..start + k);
         }
         let mut g = self.lock();
-        let ticket = g.next_ticket;
-        g.next_ticket = g.next_ticket.wrapping_add(1);
-        g.queue.push(Request {
-            ticket,
-            token,
-            entries: owned,
-            bytes,
-        });
+        let mut ticket = None;
         loop {
-            if let Some(r) = g.results.remove(&ticket) {
+            if let Some(r) = ticket.and_then(|t| g.results.remove(&t)) {
                 return r.map(|start| start..start + k);
             }
-            if g.leader {
-                g = self
-                    .committed
-                    .wait(g)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                continue;
+            if !g.leader {
+                break;
             }
-            // Lead: take queued requests up to the byte cap (at least one).
-            g.leader = true;
-            let mut taken = 0usize;
-            let mut size = 0usize;
-            for r in &g.queue {
-                if taken > 0 && size + r.bytes > MAX_GROUP_BYTES {
-                    break;
+            if ticket.is_none() {
+                // Queue a copy: whichever thread leads writes it.
+                let t = g.next_ticket;
+                g.next_ticket = g.next_ticket.wrapping_add(1);
+                g.queue.push(Request {
+                    ticket: t,
+                    token,
+                    entries: entries.iter().map(|e| e.to_vec()).collect(),
+                    leaves: leaves.clone(),
+                    bytes: entries.iter().map(|e| e.len()).sum(),
+                });
+                ticket = Some(t);
+                self.queued.notify_all();
+            }
+            g = self
+                .committed
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        // Lead, with this caller's own request first (queued or not).
+        g.leader = true;
+        let own = ticket.and_then(|t| {
+            let at = g.queue.iter().position(|r| r.ticket == t)?;
+            Some(g.queue.remove(at))
+        });
+        let own_bytes: usize = entries.iter().map(|e| e.len()).sum();
+        // Let the group gather (see the module docs).
+        let target = g.last_size;
+        let deadline = Instant::now() + (g.last_commit / 2).min(MAX_GATHER_WAIT);
+        loop {
+            let bytes: usize = g.queue.iter().map(|r| r.bytes).sum();
+            let now = Instant::now();
+            if g.queue.len() + 1 >= target
+                || now >= deadline
+                || own_bytes + bytes >= MAX_GROUP_BYTES
+            {
+                break;
+            }
+            g = self
+                .queued
+                .wait_timeout(g, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let mut taken = 0usize;
+        let mut size = own_bytes;
+        for r in &g.queue {
+            if size + r.bytes > MAX_GROUP_BYTES {
+                break;
+            }
+            size += r.bytes;
+            taken += 1;
+        }
+        let others: Vec<Request> = g.queue.drain(..taken).collect();
+        drop(g);
+        let mut parts = Vec::with_capacity(others.len() + 1);
+        parts.push(match &own {
+            Some(r) => r.part(),
+            None => mine,
+        });
+        parts.extend(others.iter().map(Request::part));
+        let began = Instant::now();
+        let r = self.commit(&parts);
+        let took = began.elapsed();
+        drop(parts);
+        let mut g = self.lock();
+        g.last_size = others.len() + 1;
+        g.last_commit = took;
+        let mut at = r.as_ref().ok().map(|start| start + k);
+        for req in &others {
+            let result = match (&r, at) {
+                (Ok(_), Some(start)) => {
+                    at = Some(start + req.entries.len() as u64);
+                    Ok(start)
                 }
-                size += r.bytes;
-                taken += 1;
-            }
-            let group: Vec<Request> = g.queue.drain(..taken).collect();
-            drop(g);
-            let r = self.commit(&group);
-            g = self.lock();
-            let mut at = r.as_ref().ok().copied();
-            for req in &group {
-                let result = match (&r, at) {
-                    (Ok(_), Some(start)) => {
-                        at = Some(start + req.entries.len() as u64);
-                        Ok(start)
-                    }
-                    (Err(Error::OutcomeUnknown { op, source, .. }), _) => {
-                        Err(Error::OutcomeUnknown {
-                            op,
-                            batch: Some(req.token),
-                            source: Arc::clone(source),
-                        })
-                    }
-                    (Err(e), _) => Err(e.clone()),
-                    (Ok(_), None) => Err(Error::Inconsistent {
-                        what: "group commit",
-                        reason: "no start index".into(),
-                    }),
-                };
-                g.results.insert(req.ticket, result);
-            }
-            g.leader = false;
-            self.committed.notify_all();
+                (Err(Error::OutcomeUnknown { op, source, .. }), _) => Err(Error::OutcomeUnknown {
+                    op,
+                    batch: Some(req.token),
+                    source: Arc::clone(source),
+                }),
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), None) => Err(Error::Inconsistent {
+                    what: "group commit",
+                    reason: "no start index".into(),
+                }),
+            };
+            g.results.insert(req.ticket, result);
+        }
+        g.leader = false;
+        drop(g);
+        self.committed.notify_all();
+        match r {
+            Ok(start) => Ok(start..start + k),
+            Err(Error::OutcomeUnknown { op, source, .. }) => Err(Error::OutcomeUnknown {
+                op,
+                batch: Some(token),
+                source,
+            }),
+            Err(e) => Err(e),
         }
     }
 
-    /// One transaction appending every request of `group` in order;
-    /// returns the first index.
-    fn commit(&self, group: &[Request]) -> Result<u64> {
+    /// One transaction appending every part of `group` in order; returns
+    /// the first index.
+    fn commit(&self, group: &[Part<'_>]) -> Result<u64> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
         let r = self
@@ -284,11 +368,10 @@ impl PgEntryLog {
         &self,
         conn: &mut Conn,
         head: Vec<postgres::SimpleQueryRow>,
-        group: &[Request],
+        group: &[Part<'_>],
     ) -> Result<(u64, Frontier)> {
         let op = "append entries";
         let select_nodes = conn.prepare(op, SELECT_NODES)?;
-        let write = conn.prepare(op, WRITE_BATCH)?;
         let field = |i: usize| -> Result<i64> {
             head.first()
                 .and_then(|r| r.get(i))
@@ -308,61 +391,50 @@ impl PgEntryLog {
         let n = count("log_head", entries)?;
         let all: Vec<&[u8]> = group
             .iter()
-            .flat_map(|r| r.entries.iter().map(Vec::as_slice))
+            .flat_map(|r| r.entries.iter().copied())
             .collect();
-        let known: std::collections::HashMap<NodeId, Hash> = match &*self
+        let known: HashMap<NodeId, Hash> = match &*self
             .frontier
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
             Some((size, nodes)) if *size == n => nodes.iter().copied().collect(),
-            _ => std::collections::HashMap::new(),
+            _ => HashMap::new(),
         };
         let end = n + all.len() as u64;
         let (new_nodes, frontier) = {
             let view = TxnNodes::new(&mut conn.client, select_nodes, n, known);
             let mut tree = MerkleLog::open(self.alg, view).map_err(chain_err)?;
-            tree.append_batch(all.iter()).map_err(chain_err)?;
+            for leaf in group.iter().flat_map(|r| r.leaves.iter()) {
+                tree.append_leaf_hash(*leaf).map_err(chain_err)?;
+            }
             let ids = frontier_ids(end);
             let hashes = tree.store().get(&ids).map_err(chain_err)?;
             (tree.into_store().new, ids.into_iter().zip(hashes).collect())
         };
-        let (idx, hashes): (Vec<i64>, Vec<Vec<u8>>) = groups(&new_nodes)?.into_iter().unzip();
-        if idx.len() != all.len() || idx.first() != Some(&to_i64("entries", n)?) {
-            return Err(Error::Inconsistent {
-                what: "nodes",
-                reason: "computed nodes do not match the batch".into(),
-            });
-        }
-        let mut tokens = Vec::with_capacity(group.len());
-        let mut starts = Vec::with_capacity(group.len());
-        let mut counts = Vec::with_capacity(group.len());
+        let mut callers = Callers::default();
         let mut at = n;
         for r in group {
-            tokens.push(&r.token.0[..]);
-            starts.push(to_i64("batches", at)?);
-            counts.push(
-                i32::try_from(r.entries.len()).map_err(|_| Error::Inconsistent {
-                    what: "batches",
-                    reason: "over 2^31 entries in one append".into(),
-                })?,
-            );
+            callers.tokens.push(&r.token.0[..]);
+            callers.starts.push(to_i64("batches", at)?);
+            callers
+                .counts
+                .push(
+                    i32::try_from(r.entries.len()).map_err(|_| Error::Inconsistent {
+                        what: "batches",
+                        reason: "over 2^31 entries in one append".into(),
+                    })?,
+                );
             at += r.entries.len() as u64;
         }
-        conn.client
-            .execute(
-                &write,
-                &[
-                    &idx,
-                    &all,
-                    &hashes,
-                    &tokens,
-                    &starts,
-                    &counts,
-                    &to_i64("log_head", end)?,
-                ],
-            )
-            .map_err(pg(op))?;
+        let rows = Rows {
+            first: to_i64("entries", n)?,
+            bodies: &all,
+            nodes: &new_nodes,
+            callers,
+            end: to_i64("log_head", end)?,
+        };
+        crate::entry_rows::write(conn, op, &rows)?;
         Ok((n, (end, frontier)))
     }
 
