@@ -279,6 +279,62 @@ impl PgStateStore {
     }
 }
 
+impl PgStateStore {
+    /// A transaction stamped with `reflects` (if any), journaling undo
+    /// steps if `journaled` (see [`StateStore::transact_applied`]).
+    fn transact_stamped(
+        &self,
+        reflects: Option<u64>,
+        journaled: bool,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> medledger_store::Result<()>,
+    ) -> medledger_store::Result<()> {
+        let op = "state transaction";
+        let mut parked = None;
+        let r = self.pool.transaction(op, None, &mut |conn| {
+            parked = None;
+            let lock = conn.prepare(op, LOCK_META)?;
+            let row = conn.client.query_one(&lock, &[]).map_err(pg(op))?;
+            let current: Option<i64> = row.try_get(0).map_err(pg(op))?;
+            let seq: i64 = row.try_get(1).map_err(pg(op))?;
+            let current_u = stamp_of(current).map_err(|e| park(&mut parked, e))?;
+            if let (Some(cur), Some(req)) = (current_u, reflects) {
+                if req < cur {
+                    return Err(park(
+                        &mut parked,
+                        medledger_store::Error::StateIndexRegressed {
+                            current: cur,
+                            requested: req,
+                        },
+                    ));
+                }
+            }
+            let mut txn = PgTxn {
+                conn: RefCell::new(&mut *conn),
+                journal: journaled.then(|| vec![Undo::Stamp(current)]),
+            };
+            f(&mut txn).map_err(|e| park(&mut parked, e))?;
+            let journal = txn.journal.take();
+            drop(txn);
+            match (reflects, journal) {
+                (Some(index), Some(journal)) => Self::finish_stamped(conn, index, seq, &journal)?,
+                (Some(index), None) => {
+                    let set = conn.prepare(op, SET_STAMP)?;
+                    conn.client
+                        .execute(&set, &[&Some(to_i64(index)?)])
+                        .map_err(pg(op))?;
+                }
+                (None, _) => {}
+            }
+            Ok(())
+        });
+        match (r, parked) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(user)) => Err(user),
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+}
+
 impl StateStore for PgStateStore {
     fn get(&self, table: &str, key: &[u8]) -> medledger_store::Result<Option<Vec<u8>>> {
         check_table(table)?;
@@ -338,43 +394,20 @@ impl StateStore for PgStateStore {
         reflects: Option<u64>,
         f: &mut dyn FnMut(&mut dyn StateTxn) -> medledger_store::Result<()>,
     ) -> medledger_store::Result<()> {
-        let op = "state transaction";
-        let mut parked = None;
-        let r = self.pool.transaction(op, None, &mut |conn| {
-            parked = None;
-            let lock = conn.prepare(op, LOCK_META)?;
-            let row = conn.client.query_one(&lock, &[]).map_err(pg(op))?;
-            let current: Option<i64> = row.try_get(0).map_err(pg(op))?;
-            let seq: i64 = row.try_get(1).map_err(pg(op))?;
-            let current_u = stamp_of(current).map_err(|e| park(&mut parked, e))?;
-            if let (Some(cur), Some(req)) = (current_u, reflects) {
-                if req < cur {
-                    return Err(park(
-                        &mut parked,
-                        medledger_store::Error::StateIndexRegressed {
-                            current: cur,
-                            requested: req,
-                        },
-                    ));
-                }
-            }
-            let mut txn = PgTxn {
-                conn: RefCell::new(&mut *conn),
-                journal: reflects.map(|_| vec![Undo::Stamp(current)]),
-            };
-            f(&mut txn).map_err(|e| park(&mut parked, e))?;
-            let journal = txn.journal.take();
-            drop(txn);
-            if let (Some(index), Some(journal)) = (reflects, journal) {
-                Self::finish_stamped(conn, index, seq, &journal)?;
-            }
-            Ok(())
-        });
-        match (r, parked) {
-            (Ok(()), _) => Ok(()),
-            (Err(_), Some(user)) => Err(user),
-            (Err(e), None) => Err(e.into()),
-        }
+        self.transact_stamped(reflects, reflects.is_some(), f)
+    }
+
+    /// Stamped without an undo journal, so no put or delete reads the old
+    /// value first. Unlike redb, nothing marks such a stamp for
+    /// `reconcile`: here the log and the state are one database whose
+    /// commits are durable in WAL order, so a later state commit cannot
+    /// survive the loss of the log commit before it.
+    fn transact_applied(
+        &self,
+        index: u64,
+        f: &mut dyn FnMut(&mut dyn StateTxn) -> medledger_store::Result<()>,
+    ) -> medledger_store::Result<()> {
+        self.transact_stamped(Some(index), false, f)
     }
 
     fn log_index(&self) -> medledger_store::Result<Option<u64>> {

@@ -322,4 +322,19 @@ pub fn state_store(state: &dyn StateStore) {
         "journal below the log is forgotten"
     );
     assert_eq!(state.log_index().unwrap(), Some(0));
+    // An applied (entry-first) transaction: stamped and monotonic like any
+    // other, and kept by reconciling against a log that holds its entry.
+    state
+        .transact_applied(7, &mut |t| t.put("keys", b"e", b"entry7"))
+        .unwrap();
+    assert_eq!(state.log_index().unwrap(), Some(7));
+    assert!(matches!(
+        state.transact_applied(6, &mut |_| Ok(())),
+        Err(Error::StateIndexRegressed {
+            current: 7,
+            requested: 6
+        })
+    ));
+    assert_eq!(state.reconcile(8).unwrap(), 0);
+    assert_eq!(state.get("keys", b"e").unwrap(), Some(b"entry7".to_vec()));
 }
