@@ -126,7 +126,10 @@ fn raw() -> Raw {
     }
 }
 
-fn raw_write(r: &Raw, body: &[u8]) -> (BlobId, RecordContext) {
+/// The part both raw write paths share: seal for three recipients and one
+/// durable log append of a commitment-sized entry. Returns the write's
+/// number, context and envelope.
+fn raw_seal_append(r: &Raw, body: &[u8]) -> (u64, RecordContext, Vec<u8>) {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let ctx = RecordContext::new(
         format!("Observation/{n}"),
@@ -139,6 +142,12 @@ fn raw_write(r: &Raw, body: &[u8]) -> (BlobId, RecordContext) {
     let env = seal(body, &ctx, &recipients).unwrap();
     let commitment = blake3::hash(&env);
     r.store.log().append(commitment.as_bytes()).unwrap();
+    (n, ctx, env)
+}
+
+/// The raw blob path: seal, append, one blob write.
+fn raw_write(r: &Raw, body: &[u8]) -> (BlobId, RecordContext) {
+    let (n, ctx, env) = raw_seal_append(r, body);
     let mut id = [0u8; 32];
     id[..8].copy_from_slice(&n.to_be_bytes());
     let id = BlobId(id);
@@ -148,23 +157,11 @@ fn raw_write(r: &Raw, body: &[u8]) -> (BlobId, RecordContext) {
     (id, ctx)
 }
 
-/// The raw path of an inline body: seal for three recipients, one durable
-/// log append of a commitment-sized entry, one durable state transaction
-/// holding the envelope (what the facade does for envelopes of at most
-/// 64 KiB instead of a blob file).
+/// The raw path of an inline body: seal, append, one durable state
+/// transaction holding the envelope (what the facade does for envelopes
+/// of at most 64 KiB instead of a blob file).
 fn raw_write_inline(r: &Raw, body: &[u8]) {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let ctx = RecordContext::new(
-        format!("Observation/{n}"),
-        "patient",
-        1,
-        "application/fhir+json",
-    )
-    .unwrap();
-    let recipients: Vec<_> = r.keys.iter().map(|k| k.public_key()).collect();
-    let env = seal(body, &ctx, &recipients).unwrap();
-    let commitment = blake3::hash(&env);
-    r.store.log().append(commitment.as_bytes()).unwrap();
+    let (n, _, env) = raw_seal_append(r, body);
     r.store
         .state()
         .transact(None, &mut |t| t.put("bodies", &n.to_be_bytes(), &env))
