@@ -8,7 +8,7 @@
 //! off  len  field
 //!   0    4  magic "MLAE"
 //!   4    1  version 0x02
-//!   5    1  action code (1..=10)
+//!   5    1  action code (1..=11)
 //!   6   32  actor id
 //!  38    1  actor role code (1..=9)
 //!  39    1  organization length n (1..=64), then n bytes UTF-8

@@ -58,6 +58,9 @@ coded_enum! {
         KeyRotation = 9, "key-rotation";
         /// An emergency access was reviewed (`refers_to` names it).
         EmergencyReview = 10, "emergency-review";
+        /// A record version received from another organization's log was
+        /// stored (a share package imported; the local write).
+        Import = 11, "import";
     }
 }
 
@@ -189,8 +192,9 @@ pub struct AuditEvent {
     pub refers_to: Option<u64>,
     /// A commitment to the content the event concerns, for example the
     /// blinded commitment to a record version's ciphertext that a
-    /// [`Action::Create`] or [`Action::Update`] wrote. It must reveal nothing
-    /// about the content by itself (blind it with a secret nonce).
+    /// [`Action::Create`], [`Action::Update`] or [`Action::Import`] wrote.
+    /// It must reveal nothing about the content by itself (blind it with a
+    /// secret nonce).
     pub commitment: Option<Id32>,
 }
 

@@ -24,7 +24,7 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 
 fn fhir_action(a: Action) -> &'static str {
     match a {
-        Action::Create => "C",
+        Action::Create | Action::Import => "C",
         Action::Read | Action::EmergencyAccess | Action::Export => "R",
         Action::Update => "U",
         Action::Erase => "D",
@@ -109,4 +109,19 @@ pub fn bundle<'a>(origin: &str, events: impl IntoIterator<Item = (u64, &'a Audit
         .map(|(i, e)| json!({ "resource": audit_event(origin, i, e) }))
         .collect();
     json!({ "resourceType": "Bundle", "type": "collection", "entry": entry })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_fhir_action_code() {
+        let codes: Vec<&str> = Action::ALL.iter().map(|a| fhir_action(*a)).collect();
+        assert_eq!(
+            codes,
+            ["C", "R", "U", "E", "E", "R", "R", "D", "E", "E", "C"],
+            "create, read, update, grant, revoke, emergency-access, export, erase, key-rotation, emergency-review, import"
+        );
+    }
 }

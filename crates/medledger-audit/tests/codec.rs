@@ -105,6 +105,18 @@ fn strict_decoding() {
             offset: 5
         })
     ));
+    // The highest action code is 11 (import); 12 is unknown.
+    assert_eq!(Action::from_code(11), Some(Action::Import));
+    let mut v = bytes.clone();
+    v[5] = 12;
+    assert!(matches!(
+        AuditEvent::decode(&v),
+        Err(DecodeError::UnknownCode {
+            field: "action",
+            code: 12,
+            offset: 5
+        })
+    ));
     assert_eq!(AuditEvent::decode(b"XXXX\x01"), Err(DecodeError::BadMagic));
     assert!(AuditEvent::decode(&vec![0u8; MAX_EVENT_LEN + 1]).is_err());
 }
