@@ -22,10 +22,10 @@
 //! without a copy; callers arriving while a leader is busy queue a copy of
 //! theirs and wait on a condition variable. Before it begins, a leader
 //! lets its group gather, as PostgreSQL's `commit_delay` does: it waits
-//! until as many callers are queued as its predecessor carried, but never
-//! longer than half that predecessor's commit took (and at most
-//! [`MAX_GATHER_WAIT`]). One appender therefore never waits (its last group
-//! was itself), while 16 appenders, whose waiters all return together
+//! until as many callers are queued as the largest of the last four groups
+//! carried, but never longer than half the last commit took (and at most
+//! [`MAX_GATHER_WAIT`]). One appender therefore never waits (its groups
+//! were itself), while 16 appenders, whose waiters all return together
 //! after each commit, form groups of about 16 instead of alternating
 //! between a group of the first to return and one of everyone else. The
 //! leader then takes every queued request (up to [`MAX_GROUP_BYTES`]) and
@@ -63,6 +63,9 @@ pub const MAX_GROUP_BYTES: usize = 32 << 20;
 
 /// The longest a group-commit leader waits for its group to gather.
 pub const MAX_GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// How many recent groups a leader's gathering target looks back on.
+const RECENT_GROUPS: usize = 4;
 
 /// `BEGIN` and the head lock in one round trip.
 const BEGIN_LOCK_HEAD: &str = "BEGIN; SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
@@ -127,8 +130,10 @@ struct Group {
     leader: bool,
     next_ticket: u64,
     results: HashMap<u64, Result<u64>>,
-    /// How many callers the last group carried.
-    last_size: usize,
+    /// How many callers each of the last [`RECENT_GROUPS`] groups carried.
+    recent: [usize; RECENT_GROUPS],
+    /// Groups committed (the next slot of `recent` to overwrite).
+    groups: usize,
     /// How long the last group's transaction took.
     last_commit: Duration,
 }
@@ -257,7 +262,7 @@ impl PgEntryLog {
         });
         let own_bytes: usize = entries.iter().map(|e| e.len()).sum();
         // Let the group gather (see the module docs).
-        let target = g.last_size;
+        let target = g.recent.iter().copied().max().unwrap_or(0);
         let deadline = Instant::now() + (g.last_commit / 2).min(MAX_GATHER_WAIT);
         loop {
             let bytes: usize = g.queue.iter().map(|r| r.bytes).sum();
@@ -296,7 +301,11 @@ impl PgEntryLog {
         let took = began.elapsed();
         drop(parts);
         let mut g = self.lock();
-        g.last_size = others.len() + 1;
+        let slot = g.groups % RECENT_GROUPS;
+        if let Some(size) = g.recent.get_mut(slot) {
+            *size = others.len() + 1;
+        }
+        g.groups = g.groups.wrapping_add(1);
         g.last_commit = took;
         let mut at = r.as_ref().ok().map(|start| start + k);
         for req in &others {
