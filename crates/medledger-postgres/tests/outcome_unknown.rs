@@ -1,0 +1,252 @@
+//! A commit whose outcome is unknown: the connection drops while `COMMIT`
+//! is in flight and the server cannot be reached to ask. The caller gets
+//! [`Error::OutcomeUnknown`] carrying its batch token; after reopening, the
+//! batch is wholly there or wholly absent, and `batch_outcome` says which.
+//!
+//! A small proxy on a Unix socket stands between the log and the server.
+//! Once armed, it cuts the connection at the append's `COMMIT` message,
+//! either just before forwarding it (the server never commits) or just
+//! after (the server commits, the client never hears), and refuses every
+//! later connection, so the log's follow-up question cannot be answered.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medledger_chain::{HashAlg, MerkleLog};
+use medledger_postgres::{BatchToken, Error, PgStore};
+use medledger_store::EntryLog;
+
+/// The simple-query message `COMMIT` as the client sends it.
+const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cut {
+    /// Drop the connection instead of forwarding `COMMIT`.
+    BeforeCommit,
+    /// Forward `COMMIT`, then drop the client's side.
+    AfterCommit,
+}
+
+struct Proxy {
+    dir: PathBuf,
+    url: String,
+    armed: Arc<AtomicBool>,
+    tripped: Arc<AtomicBool>,
+    /// The server answered the forwarded `COMMIT` (or closed).
+    answered: Arc<AtomicBool>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn server_socket(url: &str) -> PathBuf {
+    let config: postgres::Config = url.parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(postgres::config::Host::Unix(dir)) => dir.join(format!(".s.PGSQL.{port}")),
+        other => panic!("these tests need a Unix-socket server, got {other:?}"),
+    }
+}
+
+fn pump_to_server(
+    mut client: UnixStream,
+    mut server: UnixStream,
+    cut: Cut,
+    armed: Arc<AtomicBool>,
+    tripped: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        let at = chunk.windows(COMMIT.len()).position(|w| w == COMMIT);
+        if let (true, Some(at)) = (armed.load(Ordering::SeqCst), at) {
+            tripped.store(true, Ordering::SeqCst);
+            let upto = match cut {
+                Cut::BeforeCommit => at,
+                Cut::AfterCommit => at + COMMIT.len(),
+            };
+            let _ = server.write_all(&chunk[..upto]);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            if cut == Cut::BeforeCommit {
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            }
+            return;
+        }
+        if server.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(std::net::Shutdown::Write);
+}
+
+fn pump_to_client(
+    mut server: UnixStream,
+    mut client: UnixStream,
+    tripped: Arc<AtomicBool>,
+    answered: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if tripped.load(Ordering::SeqCst) {
+            // Only the answer to the forwarded COMMIT can come now.
+            answered.store(true, Ordering::SeqCst);
+            continue;
+        }
+        let _ = client.write_all(&buf[..n]);
+    }
+    if tripped.load(Ordering::SeqCst) {
+        answered.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Proxy {
+    fn start(url: &str, cut: Cut) -> Proxy {
+        let target = server_socket(url);
+        let dir = std::env::temp_dir().join(common::fresh_schema("proxy"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = UnixListener::bind(dir.join(".s.PGSQL.5432")).unwrap();
+        let config: postgres::Config = url.parse().unwrap();
+        let user = config.get_user().unwrap_or("postgres").to_owned();
+        let dbname = config.get_dbname().unwrap_or("postgres").to_owned();
+        let proxy = Proxy {
+            url: format!(
+                "host={} port=5432 user={user} dbname={dbname}",
+                dir.display()
+            ),
+            dir,
+            armed: Arc::new(AtomicBool::new(false)),
+            tripped: Arc::new(AtomicBool::new(false)),
+            answered: Arc::new(AtomicBool::new(false)),
+        };
+        let (armed, tripped, answered) = (
+            Arc::clone(&proxy.armed),
+            Arc::clone(&proxy.tripped),
+            Arc::clone(&proxy.answered),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if tripped.load(Ordering::SeqCst) {
+                    // The server is "unreachable" from now on.
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = UnixStream::connect(&target) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (a, t) = (Arc::clone(&armed), Arc::clone(&tripped));
+                std::thread::spawn(move || pump_to_server(client, server, cut, a, t));
+                let (t, an) = (Arc::clone(&tripped), Arc::clone(&answered));
+                std::thread::spawn(move || pump_to_client(s2, c2, t, an));
+            }
+        });
+        proxy
+    }
+}
+
+fn entry(i: u64) -> Vec<u8> {
+    format!("unknown-outcome entry {i}").into_bytes()
+}
+
+fn run(cut: Cut, size: u64) {
+    let test = format!("outcome_unknown::{cut:?}::{size}");
+    let Some(url) = common::url(&test) else {
+        return;
+    };
+    // A log with a few entries, written directly.
+    let (schema, direct) = common::store(&url, "unknown", HashAlg::Blake3);
+    let before: Vec<Vec<u8>> = (0..5).map(entry).collect();
+    let refs: Vec<&[u8]> = before.iter().map(Vec::as_slice).collect();
+    direct.entries().append_batch(&refs).unwrap();
+    drop(direct);
+
+    let proxy = Proxy::start(&url, cut);
+    let via = PgStore::open(&proxy.url, common::options(&schema, HashAlg::Blake3)).unwrap();
+    // A normal append through the proxy first: it forwards faithfully.
+    assert_eq!(via.entries().append(b"through the proxy").unwrap(), 5);
+    proxy.armed.store(true, Ordering::SeqCst);
+
+    let batch: Vec<Vec<u8>> = (100..100 + size).map(entry).collect();
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let token = BatchToken([0x5a; 16]);
+    let e = via.entries().append_with_token(&refs, token).unwrap_err();
+    assert!(
+        matches!(&e, Error::OutcomeUnknown { batch: Some(t), .. } if *t == token),
+        "{e:?}"
+    );
+    assert!(proxy.tripped.load(Ordering::SeqCst));
+    // The server stays unreachable through the proxy: a typed error.
+    let again = via.entries().append(b"still unreachable").unwrap_err();
+    assert!(
+        matches!(Error::in_store_error(&again), Some(Error::Connect { .. })),
+        "{again:?}"
+    );
+    drop(via);
+    if cut == Cut::AfterCommit {
+        // Let the server finish the COMMIT it was sent.
+        let start = Instant::now();
+        while !proxy.answered.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(20), "no answer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    // Reopened directly: wholly there or wholly absent, and said so.
+    let reopened = PgStore::open(&url, common::options(&schema, HashAlg::Blake3)).unwrap();
+    let log = reopened.entries();
+    let outcome = log.batch_outcome(&token).unwrap();
+    let mut expected: Vec<Vec<u8>> = before;
+    expected.push(b"through the proxy".to_vec());
+    match cut {
+        Cut::BeforeCommit => assert_eq!(outcome, None),
+        Cut::AfterCommit => {
+            assert_eq!(outcome, Some(6..6 + size));
+            expected.extend(batch);
+        }
+    }
+    let n = log.len().unwrap();
+    assert_eq!(n, expected.len() as u64);
+    assert_eq!(log.read_range(0..n).unwrap(), expected);
+    let mut mem = MerkleLog::in_memory(HashAlg::Blake3);
+    mem.append_batch(expected.iter()).unwrap();
+    assert_eq!(reopened.merkle_log().unwrap().root(), mem.root());
+    // And the log takes appends again at the right index.
+    assert_eq!(log.append(b"after").unwrap(), n);
+    drop(reopened);
+    common::drop_schema(&url, &schema);
+}
+
+#[test]
+fn a_commit_cut_before_it_reached_the_server_is_wholly_absent() {
+    run(Cut::BeforeCommit, 3);
+}
+
+#[test]
+fn a_commit_cut_after_it_reached_the_server_is_wholly_there() {
+    run(Cut::AfterCommit, 3);
+}
+
+#[test]
+fn a_large_batch_cut_at_commit_is_wholly_there_or_wholly_absent() {
+    // Past the binary-COPY threshold.
+    run(Cut::BeforeCommit, 500);
+    run(Cut::AfterCommit, 500);
+}
