@@ -48,6 +48,8 @@
 //! assert!(report.tail_complete());
 //! assert_eq!(report.head, Some(CommittedHead::At(0)));
 //! assert_eq!(report.disclosures().len(), 1);
+//! // The report keeps the checked encodings and decodes events when read.
+//! assert_eq!(report.events.get(0).map(|v| v.event.action), Some(Action::Read));
 //! # Ok::<(), medledger_audit::Error>(())
 //! ```
 //!
