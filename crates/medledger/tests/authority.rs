@@ -3,9 +3,12 @@
 //! `write`; everyone else is refused with a typed error and a denied
 //! audit event.
 
+mod common;
+
+use common::*;
 use medledger::chain::MemoryNodeStore;
 use medledger::grants::*;
-use medledger::{Error, Ledger, LedgerKey, NewRecord};
+use medledger::{Error, Ledger, LedgerKey};
 
 struct World {
     ledger: Ledger<MemoryNodeStore>,
@@ -14,21 +17,11 @@ struct World {
     guardian: ActorKeys,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn world() -> World {
-    let ledger = Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let guardian = ActorKeys::generate(ActorKind::Guardian).unwrap();
-    ledger.register(patient.actor(), "patients").unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
-    ledger.register(guardian.actor(), "family").unwrap();
+    let ledger = ledger();
+    let patient = actor(&ledger, ActorKind::Patient, "patients");
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
+    let guardian = actor(&ledger, ActorKind::Guardian, "family");
     World {
         ledger,
         patient,
@@ -37,64 +30,20 @@ fn world() -> World {
     }
 }
 
-fn record<'a>(w: &World, id: &'a str, author: &ActorKeys, body: &'a [u8]) -> NewRecord<'a> {
-    NewRecord {
-        id,
-        patient: w.patient.id(),
-        author: author.id(),
-        content_type: "application/fhir+json",
-        category: "Observation",
-        labels: SensitivitySet::empty(),
-        body,
-    }
-}
-
 fn appoint(w: &World) -> AppointmentId {
-    let a = SignedGuardianAppointment::sign(
-        GuardianAppointment {
-            appointer: w.patient.id(),
-            guardian: w.guardian.id(),
-            patient: w.patient.id(),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            issued_at: now(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let a = appointment(&w.patient, &w.guardian, &w.patient);
     w.ledger.appoint_guardian(&a).unwrap()
 }
 
 fn grant(w: &World, grantee: &ActorKeys, actions: ActionSet) -> GrantId {
-    let g = SignedGrant::sign(
-        Grant {
-            issuer: w.patient.id(),
-            patient: w.patient.id(),
-            grantee: Grantee::Actor(grantee.id()),
-            parent: None,
-            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
-            sensitivity: SensitivitySet::empty(),
-            actions,
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let g = patient_grant(&w.patient, grantee, observations(), actions);
     w.ledger.grant(&g).unwrap()
 }
 
 /// The last event of the patient: its action name and whether it was
 /// denied.
 fn last_event(w: &World) -> (u64, &'static str, bool) {
-    let (i, e) = w
-        .ledger
-        .patient_events(&w.patient.id())
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (i, e) = last_patient_event(&w.ledger, &w.patient);
     (
         i,
         e.action.name(),
@@ -106,10 +55,10 @@ fn last_event(w: &World) -> (u64, &'static str, bool) {
 fn only_the_patient_or_an_active_guardian_may_erase() {
     let w = world();
     w.ledger
-        .write(&record(&w, "Observation/1", &w.patient, b"one"))
+        .write(&record("Observation/1", &w.patient, &w.patient, b"one"))
         .unwrap();
     w.ledger
-        .write(&record(&w, "Observation/2", &w.patient, b"two"))
+        .write(&record("Observation/2", &w.patient, &w.patient, b"two"))
         .unwrap();
     // A clinician holding a read grant still may not erase.
     grant(&w, &w.doctor, ActionSet::empty().with(Action::Read));
@@ -149,18 +98,10 @@ fn only_the_patient_or_an_active_guardian_may_erase() {
 fn a_revoked_guardian_may_not_erase() {
     let w = world();
     w.ledger
-        .write(&record(&w, "Observation/1", &w.patient, b"one"))
+        .write(&record("Observation/1", &w.patient, &w.patient, b"one"))
         .unwrap();
     let appointment = appoint(&w);
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: w.patient.id(),
-            target: RevocationTarget::Appointment(appointment),
-            issued_at: now(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let rev = revocation(&w.patient, RevocationTarget::Appointment(appointment));
     w.ledger.revoke(&rev).unwrap();
     assert!(matches!(
         w.ledger.erase(&w.guardian.id(), "Observation/1"),
@@ -182,28 +123,11 @@ fn a_guardian_appointment_survives_reopening() {
         let ledger = Ledger::open(dir.path(), "test.example/ledger", &key).unwrap();
         ledger.register(patient.actor(), "patients").unwrap();
         ledger.register(guardian.actor(), "family").unwrap();
-        let a = SignedGuardianAppointment::sign(
-            GuardianAppointment {
-                appointer: patient.id(),
-                guardian: guardian.id(),
-                patient: patient.id(),
-                validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-                issued_at: now(),
-            },
-            &patient,
-        )
-        .unwrap();
-        ledger.appoint_guardian(&a).unwrap();
         ledger
-            .write(&NewRecord {
-                id: "Observation/1",
-                patient: patient.id(),
-                author: patient.id(),
-                content_type: "application/fhir+json",
-                category: "Observation",
-                labels: SensitivitySet::empty(),
-                body: b"x",
-            })
+            .appoint_guardian(&appointment(&patient, &guardian, &patient))
+            .unwrap();
+        ledger
+            .write(&record("Observation/1", &patient, &patient, b"x"))
             .unwrap();
     }
     let ledger = Ledger::open(dir.path(), "test.example/ledger", &key).unwrap();
@@ -211,22 +135,16 @@ fn a_guardian_appointment_survives_reopening() {
     ledger.verify().unwrap();
 }
 
-fn denial(r: medledger::Result<medledger::Written>) -> (DenyReason, u64) {
-    match r {
-        Err(Error::AccessDenied { reason, event, .. }) => (reason, event),
-        other => panic!("expected a denial, got {other:?}"),
-    }
-}
-
 #[test]
 fn writes_need_the_patient_a_guardian_or_a_write_grant() {
     let w = world();
     // No grant: refused, logged as a denied create, nothing written.
-    let (reason, event) =
-        denial(
-            w.ledger
-                .write(&record(&w, "Observation/1", &w.doctor, b"by doctor")),
-        );
+    let (reason, event) = denial(w.ledger.write(&record(
+        "Observation/1",
+        &w.patient,
+        &w.doctor,
+        b"by doctor",
+    )));
     assert_eq!(reason, DenyReason::NoGrant);
     assert_eq!(last_event(&w), (event, "create", true));
     assert!(matches!(
@@ -237,19 +155,23 @@ fn writes_need_the_patient_a_guardian_or_a_write_grant() {
     // A read grant does not allow writing.
     grant(&w, &w.doctor, ActionSet::empty().with(Action::Read));
     assert_eq!(
-        denial(
-            w.ledger
-                .write(&record(&w, "Observation/1", &w.doctor, b"by doctor"))
-        )
+        denial(w.ledger.write(&record(
+            "Observation/1",
+            &w.patient,
+            &w.doctor,
+            b"by doctor"
+        )))
         .0,
         DenyReason::ActionNotAllowed
     );
     // A guardian without an appointment may not write either.
     assert_eq!(
-        denial(
-            w.ledger
-                .write(&record(&w, "Observation/1", &w.guardian, b"by guardian"))
-        )
+        denial(w.ledger.write(&record(
+            "Observation/1",
+            &w.patient,
+            &w.guardian,
+            b"by guardian"
+        )))
         .0,
         DenyReason::NoGrant
     );
@@ -257,30 +179,40 @@ fn writes_need_the_patient_a_guardian_or_a_write_grant() {
     grant(&w, &w.doctor, ActionSet::empty().with(Action::Write));
     let v1 = w
         .ledger
-        .write(&record(&w, "Observation/1", &w.doctor, b"by doctor"))
+        .write(&record(
+            "Observation/1",
+            &w.patient,
+            &w.doctor,
+            b"by doctor",
+        ))
         .unwrap();
     assert_eq!(v1.version, 1);
-    let mut labelled = record(&w, "Observation/1", &w.doctor, b"hiv result");
+    let mut labelled = record("Observation/1", &w.patient, &w.doctor, b"hiv result");
     labelled.labels = SensitivitySet::empty().with(Sensitivity::Hiv);
     assert_eq!(
         denial(w.ledger.write(&labelled)).0,
         DenyReason::ExcludedSensitivity
     );
-    let mut other = record(&w, "Condition/1", &w.doctor, b"condition");
+    let mut other = record("Condition/1", &w.patient, &w.doctor, b"condition");
     other.category = "Condition";
     assert_eq!(denial(w.ledger.write(&other)).0, DenyReason::OutOfScope);
     // Moving a record out of the grant's scope is refused too.
-    let mut moved = record(&w, "Observation/1", &w.patient, b"by patient");
+    let mut moved = record("Observation/1", &w.patient, &w.patient, b"by patient");
     moved.category = "Condition";
     w.ledger.write(&moved).unwrap();
-    let mut back = record(&w, "Observation/1", &w.doctor, b"moved back");
+    let mut back = record("Observation/1", &w.patient, &w.doctor, b"moved back");
     back.category = "Observation";
     assert_eq!(denial(w.ledger.write(&back)).0, DenyReason::OutOfScope);
     // The appointed guardian writes.
     appoint(&w);
     let v = w
         .ledger
-        .write(&record(&w, "Observation/1", &w.guardian, b"by guardian"))
+        .write(&record(
+            "Observation/1",
+            &w.patient,
+            &w.guardian,
+            b"by guardian",
+        ))
         .unwrap();
     assert_eq!(v.version, 3);
     assert_eq!(w.ledger.verify().unwrap().versions, 3);

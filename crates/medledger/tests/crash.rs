@@ -4,17 +4,20 @@
 //! The crash is simulated by a storage wrapper that panics at the chosen
 //! step (the ledger is then dropped and reopened over the same stores).
 
+mod common;
+
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::*;
 use medledger::chain::{HashAlg, MemoryNodeStore, MerkleLog};
 use medledger::grants::*;
 use medledger::store::{
     EntryLog, MemoryBlobStore, MemoryLog, MemoryStateStore, StateStore, StateTxn,
 };
-use medledger::{Error, Ledger, LedgerKey, NewRecord, Stores};
+use medledger::{Error, Ledger, LedgerKey, Stores};
 
 /// An entry log that "crashes" (panics) on append while armed.
 #[derive(Default)]
@@ -102,13 +105,6 @@ impl Disk {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// A disk holding a patient's record and a signed (not yet appended)
 /// grant of it to a doctor.
 fn setup() -> (Disk, ActorKeys, ActorKeys, SignedGrant) {
@@ -117,40 +113,23 @@ fn setup() -> (Disk, ActorKeys, ActorKeys, SignedGrant) {
         state: Arc::new(CrashState::default()),
         blobs: Arc::new(MemoryBlobStore::new()),
     };
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
     let ledger = disk.open();
-    ledger.register(patient.actor(), "patients").unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let patient = actor(&ledger, ActorKind::Patient, "patients");
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
     ledger
-        .write(&NewRecord {
-            id: "Observation/1",
-            patient: patient.id(),
-            author: patient.id(),
-            content_type: "application/fhir+json",
-            category: "Observation",
-            labels: SensitivitySet::empty(),
-            body: b"granted body",
-        })
+        .write(&record(
+            "Observation/1",
+            &patient,
+            &patient,
+            b"granted body",
+        ))
         .unwrap();
-    let grant = SignedGrant::sign(
-        Grant {
-            issuer: patient.id(),
-            patient: patient.id(),
-            grantee: Grantee::Actor(doctor.id()),
-            parent: None,
-            scope: Scope::All,
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
+    let grant = patient_grant(
         &patient,
-    )
-    .unwrap();
+        &doctor,
+        Scope::All,
+        ActionSet::empty().with(Action::Read),
+    );
     (disk, patient, doctor, grant)
 }
 

@@ -2,77 +2,16 @@
 //! guardian appointed for a minor grants and reads; a delegated grant
 //! that attenuates its parent allows, a broader one is refused.
 
+mod common;
+
+use common::*;
 use medledger::chain::MemoryNodeStore;
 use medledger::grants::*;
-use medledger::{Error, Ledger, LedgerKey, NewRecord};
-
-/// One clock reading for the whole test binary: a child grant built a
-/// second after its parent would otherwise outlive it by that second and
-/// be refused as broader.
-fn now() -> u64 {
-    static NOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *NOW.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    })
-}
-
-fn ledger() -> Ledger<MemoryNodeStore> {
-    Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap()
-}
-
-fn actor(ledger: &Ledger<MemoryNodeStore>, kind: ActorKind, org: &str) -> ActorKeys {
-    let keys = ActorKeys::generate(kind).unwrap();
-    ledger.register(keys.actor(), org).unwrap();
-    keys
-}
-
-fn record<'a>(
-    id: &'a str,
-    category: &'a str,
-    patient: &ActorKeys,
-    author: &ActorKeys,
-) -> NewRecord<'a> {
-    NewRecord {
-        id,
-        patient: patient.id(),
-        author: author.id(),
-        content_type: "application/fhir+json",
-        category,
-        labels: SensitivitySet::empty(),
-        body: b"{}",
-    }
-}
-
-fn grant_body(issuer: &ActorKeys, patient: &ActorKeys, grantee: &ActorKeys) -> Grant {
-    Grant {
-        issuer: issuer.id(),
-        patient: patient.id(),
-        grantee: Grantee::Actor(grantee.id()),
-        parent: None,
-        scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
-        sensitivity: SensitivitySet::empty(),
-        actions: ActionSet::empty().with(Action::Read),
-        purposes: PurposeSet::empty().with(Purpose::Treat),
-        validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-        max_delegation_depth: 0,
-        issued_at: now(),
-        nonce: Grant::fresh_nonce(),
-    }
-}
-
-fn denied(r: medledger::Result<medledger::Record>) -> DenyReason {
-    match r {
-        Err(Error::AccessDenied { reason, .. }) => reason,
-        other => panic!("expected a denial, got {other:?}"),
-    }
-}
+use medledger::{Error, Ledger, NewRecord};
 
 /// The grant chain of the last event of `patient`.
 fn last_chain(ledger: &Ledger<MemoryNodeStore>, patient: &ActorKeys) -> Vec<[u8; 32]> {
-    let (_, e) = ledger.patient_events(&patient.id()).unwrap().pop().unwrap();
+    let (_, e) = last_patient_event(ledger, patient);
     e.grant_chain.iter().map(|g| g.0).collect()
 }
 
@@ -83,17 +22,7 @@ fn a_guardian_appointed_for_a_minor_grants_and_reads() {
     let registry = actor(&ledger, ActorKind::Organization, "court-registry");
     let parent = actor(&ledger, ActorKind::Guardian, "family");
     let pediatrician = actor(&ledger, ActorKind::Clinician, "st-mary");
-    let appointment = SignedGuardianAppointment::sign(
-        GuardianAppointment {
-            appointer: registry.id(),
-            guardian: parent.id(),
-            patient: minor.id(),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            issued_at: now(),
-        },
-        &registry,
-    )
-    .unwrap();
+    let appointment = appointment(&registry, &parent, &minor);
     // An organization the ledger does not trust cannot appoint.
     let size = ledger.size();
     assert!(matches!(
@@ -106,12 +35,7 @@ fn a_guardian_appointed_for_a_minor_grants_and_reads() {
 
     // The guardian writes and reads the minor's record.
     ledger
-        .write(&record(
-            "Observation/growth",
-            "Observation",
-            &minor,
-            &parent,
-        ))
+        .write(&record("Observation/growth", &minor, &parent, b"{}"))
         .unwrap();
     assert!(ledger
         .read(&parent, "Observation/growth", Purpose::PatientRequest)
@@ -134,15 +58,7 @@ fn a_guardian_appointed_for_a_minor_grants_and_reads() {
 
     // Revoking the appointment ends the guardian's authority and the
     // grants it issued.
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: registry.id(),
-            target: RevocationTarget::Appointment(appointment_id),
-            issued_at: now(),
-        },
-        &registry,
-    )
-    .unwrap();
+    let rev = revocation(&registry, RevocationTarget::Appointment(appointment_id));
     ledger.revoke(&rev).unwrap();
     assert_eq!(
         denied(ledger.read(&pediatrician, "Observation/growth", Purpose::Treat)),
@@ -165,9 +81,11 @@ fn an_attenuated_delegation_allows_and_a_broader_one_is_refused() {
         ("Observation/1", "Observation"),
         ("Condition/1", "Condition"),
     ] {
-        ledger
-            .write(&record(id, category, &patient, &patient))
-            .unwrap();
+        let rec = NewRecord {
+            category,
+            ..record(id, &patient, &patient, b"{}")
+        };
+        ledger.write(&rec).unwrap();
     }
     // The patient lets the GP read observations for treatment and share
     // them one level further.
@@ -224,15 +142,7 @@ fn an_attenuated_delegation_allows_and_a_broader_one_is_refused() {
     );
 
     // Revoking the root ends the delegated access too.
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: patient.id(),
-            target: RevocationTarget::Grant(root_id),
-            issued_at: now(),
-        },
-        &patient,
-    )
-    .unwrap();
+    let rev = revocation(&patient, RevocationTarget::Grant(root_id));
     ledger.revoke(&rev).unwrap();
     assert_eq!(
         denied(ledger.read(&specialist, "Observation/1", Purpose::Treat)),

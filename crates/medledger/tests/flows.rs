@@ -1,119 +1,43 @@
 //! End-to-end tests of every data-flow path of DESIGN.md through the
 //! public API, on the in-memory backend.
 
+mod common;
+
+use common::*;
 use medledger::audit::verify_export;
-use medledger::chain::{CosignatureSigner, MemoryNodeStore, Policy, Witness};
+use medledger::chain::{CosignatureSigner, MemoryNodeStore, Policy};
 use medledger::grants::*;
-use medledger::{Error, Ledger, LedgerKey, NewRecord};
+use medledger::{Error, NewRecord};
 
-struct World {
-    ledger: Ledger<MemoryNodeStore>,
-    patient: ActorKeys,
-    doctor: ActorKeys,
-    er: ActorKeys,
-    hospital: ActorKeys,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn world() -> World {
-    let ledger = Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let er = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
-    ledger.register(patient.actor(), "patients").unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
-    ledger.register(er.actor(), "st-mary").unwrap();
-    ledger.register(hospital.actor(), "st-mary").unwrap();
-    ledger.trust_organization(hospital.id()).unwrap();
-    let m = SignedMembership::sign(
-        Membership {
-            organization: hospital.id(),
-            member: er.id(),
-            role: Role::emergency(),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            issued_at: now(),
-        },
-        &hospital,
-    )
-    .unwrap();
-    ledger.add_membership(&m).unwrap();
-    // The hospital writes the patient's records under her write grant.
+/// The clinic of these tests, where the hospital writes the patient's
+/// records under her write grant.
+fn world() -> Clinic<MemoryNodeStore> {
+    let w = clinic(ledger());
     let write = SignedGrant::sign(
         Grant {
-            issuer: patient.id(),
-            patient: patient.id(),
-            grantee: Grantee::Actor(hospital.id()),
-            parent: None,
             scope: Scope::All,
             sensitivity: SensitivitySet::all(),
             actions: ActionSet::empty().with(Action::Write),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
-        &patient,
-    )
-    .unwrap();
-    ledger.grant(&write).unwrap();
-    World {
-        ledger,
-        patient,
-        doctor,
-        er,
-        hospital,
-    }
-}
-
-fn write(w: &World, id: &str, body: &[u8], labels: SensitivitySet) -> medledger::Written {
-    w.ledger
-        .write(&NewRecord {
-            id,
-            patient: w.patient.id(),
-            author: w.hospital.id(),
-            content_type: "application/fhir+json",
-            category: "Observation",
-            labels,
-            body,
-        })
-        .unwrap()
-}
-
-fn grant_to(w: &World, grantee: &ActorKeys) -> GrantId {
-    let g = SignedGrant::sign(
-        Grant {
-            issuer: w.patient.id(),
-            patient: w.patient.id(),
-            grantee: Grantee::Actor(grantee.id()),
-            parent: None,
-            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
+            ..grant_body(&w.patient, &w.patient, &w.hospital)
         },
         &w.patient,
     )
     .unwrap();
-    w.ledger.grant(&g).unwrap()
+    w.ledger.grant(&write).unwrap();
+    w
 }
 
-fn denied(r: medledger::Result<medledger::Record>) -> DenyReason {
-    match r {
-        Err(Error::AccessDenied { reason, .. }) => reason,
-        other => panic!("expected a denial, got {other:?}"),
-    }
+fn write(
+    w: &Clinic<MemoryNodeStore>,
+    id: &str,
+    body: &[u8],
+    labels: SensitivitySet,
+) -> medledger::Written {
+    let rec = NewRecord {
+        labels,
+        ..record(id, &w.patient, &w.hospital, body)
+    };
+    w.ledger.write(&rec).unwrap()
 }
 
 #[test]
@@ -163,15 +87,7 @@ fn write_grant_read_revoke_and_versions() {
         b"v1 body"
     );
 
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: w.patient.id(),
-            target: RevocationTarget::Grant(gid),
-            issued_at: now(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let rev = revocation(&w.patient, RevocationTarget::Grant(gid));
     w.ledger.revoke(&rev).unwrap();
     write(&w, "Observation/1", b"v3 body", SensitivitySet::empty());
     assert_eq!(
@@ -349,8 +265,7 @@ fn checkpoint_cosigned_export_verifies_offline() {
     w.ledger
         .read(&w.doctor, "Observation/1", Purpose::Treat)
         .unwrap();
-    let mut witness = Witness::in_memory(CosignatureSigner::generate("w.example").unwrap());
-    witness.add_log(w.ledger.log_key().unwrap());
+    let witness = witness("w.example", &w.ledger);
     let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
     write(&w, "Observation/2", b"y", SensitivitySet::empty());
     let cp2 = w.ledger.checkpoint(&[&witness]).unwrap();
@@ -364,12 +279,7 @@ fn checkpoint_cosigned_export_verifies_offline() {
     assert_eq!(w.ledger.verify().unwrap().checkpoints, 2);
 
     let json = w.ledger.export_patient(&w.patient.id()).unwrap();
-    let policy = Policy::new(
-        w.ledger.log_key().unwrap(),
-        vec![witness.signer().verifier().unwrap()],
-        1,
-    )
-    .unwrap();
+    let policy = policy(&w.ledger, &witness);
     let report = verify_export(json.as_bytes(), &policy).unwrap();
     // The checkpoint commits to the patient's head: an auditor asking
     // about this patient knows no later event was withheld.
@@ -440,13 +350,8 @@ fn erase_shreds_keys_and_keeps_the_log_verifiable() {
     let body = b"resurrect";
     assert!(matches!(
         w.ledger.write(&NewRecord {
-            id: "Observation/1",
-            patient: w.patient.id(),
-            author: w.hospital.id(),
             content_type: "text/plain",
-            category: "Observation",
-            labels: SensitivitySet::empty(),
-            body
+            ..record("Observation/1", &w.patient, &w.hospital, body)
         }),
         Err(Error::RecordErased { .. })
     ));
@@ -476,15 +381,7 @@ fn grants_rewrap_for_the_grantee_and_revocation_unwraps() {
         .ledger
         .read(&w.doctor, "Observation/1", Purpose::Treat)
         .is_ok());
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: w.patient.id(),
-            target: RevocationTarget::Grant(gid),
-            issued_at: now(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let rev = revocation(&w.patient, RevocationTarget::Grant(gid));
     let at = w.ledger.revoke(&rev).unwrap();
     // The revocation, then the key rotation of the one record the
     // doctor's wrap was removed from, pointing back at it.
@@ -500,45 +397,13 @@ fn grants_rewrap_for_the_grantee_and_revocation_unwraps() {
     assert_eq!(rotated.record.as_ref().unwrap().id, "Observation/1");
     // A revocation signed by someone else is refused and not logged.
     let size = w.ledger.size();
-    let forged = SignedRevocation::sign(
-        Revocation {
-            revoker: w.doctor.id(),
-            target: RevocationTarget::Grant(gid),
-            issued_at: now(),
-        },
-        &w.doctor,
-    )
-    .unwrap();
+    let forged = revocation(&w.doctor, RevocationTarget::Grant(gid));
     assert!(matches!(
         w.ledger.revoke(&forged),
         Err(Error::Grants { .. })
     ));
     assert_eq!(w.ledger.size(), size);
     w.ledger.verify().unwrap();
-}
-
-/// A key unwrapper that claims to be `claimed` but holds `keys`' secret.
-struct Impostor<'a> {
-    claimed: ActorId,
-    keys: &'a ActorKeys,
-}
-
-impl medledger::KeyUnwrapper for Impostor<'_> {
-    fn actor(&self) -> ActorId {
-        self.claimed
-    }
-
-    fn public_key(&self) -> medledger::envelope::RecipientPublicKey {
-        medledger::KeyUnwrapper::public_key(self.keys)
-    }
-
-    fn unwrap_data_key(
-        &self,
-        header: &medledger::envelope::Header,
-        context: &medledger::envelope::RecordContext,
-    ) -> medledger::envelope::Result<medledger::envelope::DataKey> {
-        medledger::KeyUnwrapper::unwrap_data_key(self.keys, header, context)
-    }
 }
 
 #[test]
@@ -560,12 +425,7 @@ fn a_reader_claiming_the_patient_with_another_key_gets_no_plaintext() {
     // The log tells the truth: one event, a failed (denied) read, not a
     // successful one.
     assert_eq!((event, w.ledger.size()), (size, size + 1));
-    let (i, logged) = w
-        .ledger
-        .patient_events(&w.patient.id())
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (i, logged) = last_patient_event(&w.ledger, &w.patient);
     assert_eq!((i, logged.action.name()), (event, "read"));
     assert!(matches!(
         logged.outcome,
@@ -599,12 +459,7 @@ fn emergency_read_allowed_by_a_grant_is_logged_with_its_reason() {
         .unwrap();
     assert_eq!(&r.body[..], b"v1 body");
     assert!(!r.emergency);
-    let (index, event) = w
-        .ledger
-        .patient_events(&w.patient.id())
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (index, event) = last_patient_event(&w.ledger, &w.patient);
     assert_eq!(index, r.event);
     assert_eq!(event.emergency.as_deref(), Some("checking my own chart"));
 }
@@ -619,11 +474,6 @@ fn break_the_glass_without_a_reason_is_denied_and_logged() {
         DenyReason::EmergencyReasonInvalid
     );
     assert_eq!(w.ledger.size(), size + 1);
-    let (_, event) = w
-        .ledger
-        .patient_events(&w.patient.id())
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (_, event) = last_patient_event(&w.ledger, &w.patient);
     assert_eq!(event.emergency.as_deref(), Some("(no reason stated)"));
 }

@@ -1,30 +1,12 @@
 //! Registering actors, trusting organizations and loading memberships
 //! each leave an audit event, and memberships survive reopening.
 
+mod common;
+
+use common::*;
 use medledger::audit::{Action, Role as AuditRole};
 use medledger::grants::*;
 use medledger::{Ledger, LedgerKey, LEDGER_ORGANIZATION};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn membership(org: &ActorKeys, member: &ActorKeys, role: &str) -> SignedMembership {
-    SignedMembership::sign(
-        Membership {
-            organization: org.id(),
-            member: member.id(),
-            role: Role::new(role).unwrap(),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            issued_at: now(),
-        },
-        org,
-    )
-    .unwrap()
-}
 
 /// (action, actor role, actor organization) of each event logged under
 /// `who`'s pseudonym.
@@ -42,11 +24,9 @@ fn events_of<N: medledger::chain::NodeStore>(
 
 #[test]
 fn registration_trust_and_membership_are_logged() {
-    let ledger = Ledger::in_memory("test.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    ledger.register(hospital.actor(), "st-mary").unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let ledger = ledger();
+    let hospital = actor(&ledger, ActorKind::Organization, "st-mary");
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
     ledger.register(doctor.actor(), "riverside").unwrap();
     ledger.trust_organization(hospital.id()).unwrap();
     let m = membership(&hospital, &doctor, Role::EMERGENCY);
@@ -72,7 +52,7 @@ fn registration_trust_and_membership_are_logged() {
             ),
         ]
     );
-    let (_, logged) = ledger.patient_events(&doctor.id()).unwrap().pop().unwrap();
+    let (_, logged) = last_patient_event(&ledger, &doctor);
     assert_eq!(logged.commitment.unwrap().0, *m.id().0.as_bytes());
     ledger.verify().unwrap();
 }
@@ -103,15 +83,7 @@ fn memberships_added_back_to_back_all_survive_reopening() {
             .add_membership(&membership(&hospital, &doctor, "cardiology"))
             .unwrap();
         ledger
-            .write(&medledger::NewRecord {
-                id: "Observation/1",
-                patient: patient.id(),
-                author: patient.id(),
-                content_type: "application/fhir+json",
-                category: "Observation",
-                labels: SensitivitySet::empty(),
-                body: b"x",
-            })
+            .write(&record("Observation/1", &patient, &patient, b"x"))
             .unwrap();
     }
     let ledger = Ledger::open(dir.path(), "test.example/ledger", &key).unwrap();

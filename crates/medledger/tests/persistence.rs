@@ -1,55 +1,29 @@
 //! The embedded store: persistence across reopen, key custody, concurrent
 //! writers and readers, and bad input (typed errors, store intact).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::*;
 use medledger::grants::*;
-use medledger::{Error, Ledger, LedgerKey, NewRecord};
+use medledger::{Error, Ledger, LedgerKey};
 
 const ORIGIN: &str = "persist.example/ledger";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn key() -> LedgerKey {
     LedgerKey::from_bytes([42; 32])
 }
 
-fn record<'a>(id: &'a str, patient: &ActorKeys, body: &'a [u8]) -> NewRecord<'a> {
-    NewRecord {
-        id,
-        patient: patient.id(),
-        author: patient.id(),
-        content_type: "application/fhir+json",
-        category: "Observation",
-        labels: SensitivitySet::empty(),
-        body,
-    }
-}
-
+/// `patient`'s grant to `grantee` of reading all their records for
+/// treatment.
 fn grant(patient: &ActorKeys, grantee: &ActorKeys) -> SignedGrant {
-    SignedGrant::sign(
-        Grant {
-            issuer: patient.id(),
-            patient: patient.id(),
-            grantee: Grantee::Actor(grantee.id()),
-            parent: None,
-            scope: Scope::All,
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
+    patient_grant(
         patient,
+        grantee,
+        Scope::All,
+        ActionSet::empty().with(Action::Read),
     )
-    .unwrap()
 }
 
 #[test]
@@ -62,7 +36,7 @@ fn reopen_keeps_records_grants_checkpoints_and_refuses_a_wrong_key() {
         ledger.register(patient.actor(), "patients").unwrap();
         ledger.register(doctor.actor(), "st-mary").unwrap();
         ledger
-            .write(&record("Observation/1", &patient, b"persisted"))
+            .write(&record("Observation/1", &patient, &patient, b"persisted"))
             .unwrap();
         ledger.grant(&grant(&patient, &doctor)).unwrap();
         let cp = ledger
@@ -86,7 +60,7 @@ fn reopen_keeps_records_grants_checkpoints_and_refuses_a_wrong_key() {
         .unwrap();
     assert_eq!(&r.body[..], b"persisted");
     let v = ledger
-        .write(&record("Observation/1", &patient, b"second"))
+        .write(&record("Observation/1", &patient, &patient, b"second"))
         .unwrap();
     assert_eq!(v.version, 2);
     let report = ledger.verify().unwrap();
@@ -125,7 +99,7 @@ fn concurrent_patients_then_full_verification() {
                 for i in 0..3 {
                     let id = format!("Observation/{t}-{i}");
                     let body = format!("patient {t} record {i}");
-                    ledger.write(&record(&id, p, body.as_bytes())).unwrap();
+                    ledger.write(&record(&id, p, p, body.as_bytes())).unwrap();
                     let r = ledger.read(p, &id, Purpose::PatientRequest).unwrap();
                     assert_eq!(&r.body[..], body.as_bytes());
                 }
@@ -157,7 +131,7 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
     // Longer than the inline limit (64 KiB): stored as a blob file.
     let body = vec![b'b'; 100_000];
     ledger
-        .write(&record("Observation/1", &patient, &body))
+        .write(&record("Observation/1", &patient, &patient, &body))
         .unwrap();
     ledger.grant(&grant(&patient, &doctor)).unwrap();
     let size = ledger.size();
@@ -187,10 +161,10 @@ fn bad_input_gets_typed_errors_and_the_store_still_verifies() {
     }
     let long = "x".repeat(65);
     assert!(matches!(
-        ledger.write(&record(&long, &patient, b"b")),
+        ledger.write(&record(&long, &patient, &patient, b"b")),
         Err(Error::InvalidInput { .. })
     ));
-    let mut not_a_patient = record("Observation/2", &patient, b"b");
+    let mut not_a_patient = record("Observation/2", &patient, &patient, b"b");
     not_a_patient.patient = doctor.id();
     assert!(matches!(
         ledger.write(&not_a_patient),
@@ -278,7 +252,7 @@ fn corrupted_inline_body_is_a_typed_error_and_restoring_it_restores_the_store() 
         ledger.register(doctor.actor(), "st-mary").unwrap();
         // A 4 KiB body: its envelope is kept inline in the state database.
         ledger
-            .write(&record("Observation/1", &patient, &[b'o'; 4096]))
+            .write(&record("Observation/1", &patient, &patient, &[b'o'; 4096]))
             .unwrap();
         ledger.grant(&grant(&patient, &doctor)).unwrap();
         assert_eq!(ledger.verify().unwrap().versions, 1);
@@ -338,7 +312,9 @@ fn corrupted_log_segment_is_a_typed_error_on_open() {
         ledger.register(patient.actor(), "patients").unwrap();
         for i in 0..3 {
             let id = format!("Observation/{i}");
-            ledger.write(&record(&id, &patient, b"entry")).unwrap();
+            ledger
+                .write(&record(&id, &patient, &patient, b"entry"))
+                .unwrap();
         }
     }
     let segment = std::fs::read_dir(dir.path().join("log"))

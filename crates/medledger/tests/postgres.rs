@@ -5,11 +5,13 @@
 //! loudly that it was skipped.
 #![cfg(feature = "postgres")]
 
+mod common;
+
+use common::*;
 use medledger::audit::verify_export;
-use medledger::chain::{CosignatureSigner, Policy, Witness};
 use medledger::grants::*;
 use medledger::pg::{PgNodeStore, PgOptions};
-use medledger::{Error, Ledger, LedgerKey, NewRecord};
+use medledger::{Error, Ledger, LedgerKey};
 
 const ORIGIN: &str = "pg.example/ledger";
 
@@ -47,91 +49,10 @@ fn drop_schema(url: &str, schema: &str) {
         .unwrap();
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-struct World {
-    ledger: Ledger<PgNodeStore>,
-    patient: ActorKeys,
-    doctor: ActorKeys,
-    er: ActorKeys,
-}
-
-fn world(ledger: Ledger<PgNodeStore>) -> World {
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let er = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    let hospital = ActorKeys::generate(ActorKind::Organization).unwrap();
-    ledger.register(patient.actor(), "patients").unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
-    ledger.register(er.actor(), "st-mary").unwrap();
-    ledger.register(hospital.actor(), "st-mary").unwrap();
-    ledger.trust_organization(hospital.id()).unwrap();
-    let m = SignedMembership::sign(
-        Membership {
-            organization: hospital.id(),
-            member: er.id(),
-            role: Role::emergency(),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            issued_at: now(),
-        },
-        &hospital,
-    )
-    .unwrap();
-    ledger.add_membership(&m).unwrap();
-    World {
-        ledger,
-        patient,
-        doctor,
-        er,
-    }
-}
-
-fn write(w: &World, id: &str, body: &[u8]) -> medledger::Written {
+fn write(w: &Clinic<PgNodeStore>, id: &str, body: &[u8]) -> medledger::Written {
     w.ledger
-        .write(&NewRecord {
-            id,
-            patient: w.patient.id(),
-            author: w.patient.id(),
-            content_type: "application/fhir+json",
-            category: "Observation",
-            labels: SensitivitySet::empty(),
-            body,
-        })
+        .write(&record(id, &w.patient, &w.patient, body))
         .unwrap()
-}
-
-fn grant_to(w: &World, grantee: &ActorKeys) -> GrantId {
-    let g = SignedGrant::sign(
-        Grant {
-            issuer: w.patient.id(),
-            patient: w.patient.id(),
-            grantee: Grantee::Actor(grantee.id()),
-            parent: None,
-            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
-        &w.patient,
-    )
-    .unwrap();
-    w.ledger.grant(&g).unwrap()
-}
-
-fn denied(r: medledger::Result<medledger::Record>) -> DenyReason {
-    match r {
-        Err(Error::AccessDenied { reason, .. }) => reason,
-        other => panic!("expected a denial, got {other:?}"),
-    }
 }
 
 #[test]
@@ -142,7 +63,7 @@ fn every_path_end_to_end_on_postgres() {
     let opts = options("flows");
     let schema = opts.schema.clone();
     let key = LedgerKey::from_bytes([3; 32]);
-    let w = world(Ledger::open_postgres(&url, opts, ORIGIN, &key).unwrap());
+    let w = clinic(Ledger::open_postgres(&url, opts, ORIGIN, &key).unwrap());
     let base = w.ledger.size();
 
     // Write, then read as the patient; the doctor is denied by default.
@@ -168,15 +89,7 @@ fn every_path_end_to_end_on_postgres() {
             .body[..],
         &big[..]
     );
-    let rev = SignedRevocation::sign(
-        Revocation {
-            revoker: w.patient.id(),
-            target: RevocationTarget::Grant(gid),
-            issued_at: now(),
-        },
-        &w.patient,
-    )
-    .unwrap();
+    let rev = revocation(&w.patient, RevocationTarget::Grant(gid));
     w.ledger.revoke(&rev).unwrap();
     write(&w, "Observation/1", b"v2 after revocation");
     assert_eq!(
@@ -213,19 +126,13 @@ fn every_path_end_to_end_on_postgres() {
     ));
 
     // Checkpoint with a witness, export, verify offline.
-    let mut witness = Witness::in_memory(CosignatureSigner::generate("w.example").unwrap());
-    witness.add_log(w.ledger.log_key().unwrap());
+    let witness = witness("w.example", &w.ledger);
     let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
     write(&w, "Observation/3", b"after the first checkpoint");
     let cp2 = w.ledger.checkpoint(&[&witness]).unwrap();
     assert!(cp2.checkpoint.size > cp1.checkpoint.size);
     let json = w.ledger.export_patient(&w.patient.id()).unwrap();
-    let policy = Policy::new(
-        w.ledger.log_key().unwrap(),
-        vec![witness.signer().verifier().unwrap()],
-        1,
-    )
-    .unwrap();
+    let policy = policy(&w.ledger, &witness);
     let exported = verify_export(json.as_bytes(), &policy).unwrap();
     assert!(exported.complete);
     assert_eq!(

@@ -2,12 +2,15 @@
 //! API only: the happy path end to end, and every kind of tampering
 //! refused with a typed error that leaves the importer's store intact.
 
+mod common;
+
+use common::*;
 use medledger::chain::{
     CosignatureSigner, Ed25519Signer, Error as ChainError, HashAlg, LogKey, MemoryNodeStore,
     TlogProof, Witness,
 };
 use medledger::grants::*;
-use medledger::{Error, Ledger, LedgerKey, NewRecord, ShareError, SharePackage};
+use medledger::{Error, Ledger, LedgerKey, ShareError, SharePackage};
 
 struct World {
     a: Ledger<MemoryNodeStore>,
@@ -20,53 +23,27 @@ struct World {
     package: Vec<u8>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn write(l: &Ledger<MemoryNodeStore>, patient: &ActorKeys, id: &str, body: &[u8]) {
-    l.write(&NewRecord {
-        id,
-        patient: patient.id(),
-        author: patient.id(),
-        content_type: "application/fhir+json",
-        category: "Observation",
-        labels: SensitivitySet::empty(),
-        body,
-    })
-    .unwrap();
+    l.write(&record(id, patient, patient, body)).unwrap();
 }
 
+/// `patient`'s grant to `grantee` of reading and writing their
+/// observations for treatment.
 fn grant(patient: &ActorKeys, grantee: &ActorKeys) -> SignedGrant {
-    SignedGrant::sign(
-        Grant {
-            issuer: patient.id(),
-            patient: patient.id(),
-            grantee: Grantee::Actor(grantee.id()),
-            parent: None,
-            scope: Scope::Categories([Category::new("Observation").unwrap()].into()),
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read).with(Action::Write),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(now() - 60, now() + 3600).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: now(),
-            nonce: Grant::fresh_nonce(),
-        },
+    patient_grant(
         patient,
+        grantee,
+        observations(),
+        ActionSet::empty().with(Action::Read).with(Action::Write),
     )
-    .unwrap()
 }
 
 /// A writes Observation/1 (v1) for the patient, grants B's clinician, has
 /// it checkpointed and cosigned by two witnesses, and exports it; B knows
 /// the patient and the clinician and trusts A's log with 2 of 2 witnesses.
 fn world() -> World {
-    let a = Ledger::in_memory("a.example/ledger", &LedgerKey::from_bytes([1; 32])).unwrap();
-    let b = Ledger::in_memory("b.example/ledger", &LedgerKey::from_bytes([2; 32])).unwrap();
+    let a = memory_ledger("a.example/ledger", 1);
+    let b = memory_ledger("b.example/ledger", 2);
     let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
     let clinician = ActorKeys::generate(ActorKind::Clinician).unwrap();
     a.register(patient.actor(), "patients").unwrap();
@@ -81,12 +58,10 @@ fn world() -> World {
     );
     let grant = grant(&patient, &clinician);
     a.grant(&grant).unwrap();
-    let mut witnesses = Vec::new();
-    for name in ["w1.example", "w2.example"] {
-        let mut w = Witness::in_memory(CosignatureSigner::generate(name).unwrap());
-        w.add_log(a.log_key().unwrap());
-        witnesses.push(w);
-    }
+    let witnesses: Vec<Witness> = ["w1.example", "w2.example"]
+        .into_iter()
+        .map(|name| witness(name, &a))
+        .collect();
     let refs: Vec<&Witness> = witnesses.iter().collect();
     a.checkpoint(&refs).unwrap();
     b.trust_log(&a.log_key().unwrap(), &verifiers(&witnesses), 2)

@@ -3,8 +3,11 @@
 //! back into a hashing writer; denials, failing readers and the byte API
 //! agreeing with the stream API.
 
+mod common;
+
 use std::io::{Read, Write};
 
+use common::*;
 use medledger::grants::*;
 use medledger::{Error, Ledger, LedgerKey, NewRecord, StreamedRecord};
 
@@ -61,25 +64,16 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// `patient`'s grant to `doctor` of reading all their records for
+/// treatment, valid from the epoch on (whatever the clock says).
 fn grant(patient: &ActorKeys, doctor: &ActorKeys) -> SignedGrant {
-    SignedGrant::sign(
-        Grant {
-            issuer: patient.id(),
-            patient: patient.id(),
-            grantee: Grantee::Actor(doctor.id()),
-            parent: None,
-            scope: Scope::All,
-            sensitivity: SensitivitySet::empty(),
-            actions: ActionSet::empty().with(Action::Read),
-            purposes: PurposeSet::empty().with(Purpose::Treat),
-            validity: Validity::new(0, u64::MAX / 2).unwrap(),
-            max_delegation_depth: 0,
-            issued_at: 0,
-            nonce: Grant::fresh_nonce(),
-        },
-        patient,
-    )
-    .unwrap()
+    let body = Grant {
+        scope: Scope::All,
+        validity: Validity::new(0, u64::MAX / 2).unwrap(),
+        issued_at: 0,
+        ..grant_body(patient, patient, doctor)
+    };
+    SignedGrant::sign(body, patient).unwrap()
 }
 
 fn meta<'a>(id: &'a str, patient: &ActorKeys) -> StreamedRecord<'a> {
@@ -122,12 +116,10 @@ fn a_64_mib_body_streams_in_and_out_in_bounded_memory() {
         &LedgerKey::from_bytes([3; 32]),
     )
     .unwrap();
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    ledger.register(patient.actor(), "patients").unwrap();
+    let patient = actor(&ledger, ActorKind::Patient, "patients");
     // Granted before the write, so the doctor's first read adds their
     // wrap: the header is rewritten and the 64 MiB body copied through.
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
     ledger.grant(&grant(&patient, &doctor)).unwrap();
     let before = peak_rss();
     let mut body = Generator {
@@ -157,10 +149,8 @@ fn a_64_mib_body_streams_in_and_out_in_bounded_memory() {
 }
 
 fn small_ledger() -> (Ledger<medledger::chain::MemoryNodeStore>, ActorKeys) {
-    let ledger =
-        Ledger::in_memory("stream.example/ledger", &LedgerKey::from_bytes([4; 32])).unwrap();
-    let patient = ActorKeys::generate(ActorKind::Patient).unwrap();
-    ledger.register(patient.actor(), "patients").unwrap();
+    let ledger = memory_ledger("stream.example/ledger", 4);
+    let patient = actor(&ledger, ActorKind::Patient, "patients");
     (ledger, patient)
 }
 
@@ -177,13 +167,9 @@ fn stream_and_byte_apis_read_each_others_records() {
     assert_eq!(&r.body[..], &body[..]);
     ledger
         .write(&NewRecord {
-            id: "ImagingStudy/1",
-            patient: patient.id(),
-            author: patient.id(),
             content_type: "application/dicom",
             category: "ImagingStudy",
-            labels: SensitivitySet::empty(),
-            body: b"version two",
+            ..record("ImagingStudy/1", &patient, &patient, b"version two")
         })
         .unwrap();
     let mut out = Vec::new();
@@ -229,8 +215,7 @@ fn stream_and_byte_apis_read_each_others_records() {
 #[test]
 fn a_denied_stream_read_is_logged_and_writes_nothing() {
     let (ledger, patient) = small_ledger();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
     ledger
         .write_from(&meta("ImagingStudy/1", &patient), &mut &b"scan"[..])
         .unwrap();
@@ -260,8 +245,7 @@ fn a_denied_stream_read_is_logged_and_writes_nothing() {
 #[test]
 fn a_streamed_write_is_authorized_like_a_byte_write() {
     let (ledger, patient) = small_ledger();
-    let doctor = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    ledger.register(doctor.actor(), "st-mary").unwrap();
+    let doctor = actor(&ledger, ActorKind::Clinician, "st-mary");
     let mut rec = meta("ImagingStudy/1", &patient);
     rec.author = doctor.id();
     let err = ledger.write_from(&rec, &mut &b"scan"[..]).unwrap_err();
@@ -336,37 +320,20 @@ fn a_failing_body_stores_and_logs_nothing() {
     assert_eq!(ledger.verify().unwrap().versions, 0);
 }
 
-/// Claims `0`'s id but unwraps with `1`'s key.
-struct Claim<'a>(ActorId, &'a ActorKeys);
-
-impl medledger::KeyUnwrapper for Claim<'_> {
-    fn actor(&self) -> ActorId {
-        self.0
-    }
-    fn public_key(&self) -> medledger::envelope::RecipientPublicKey {
-        medledger::KeyUnwrapper::public_key(self.1)
-    }
-    fn unwrap_data_key(
-        &self,
-        header: &medledger::envelope::Header,
-        context: &medledger::envelope::RecordContext,
-    ) -> medledger::envelope::Result<medledger::envelope::DataKey> {
-        medledger::KeyUnwrapper::unwrap_data_key(self.1, header, context)
-    }
-}
-
 #[test]
 fn a_stream_read_whose_key_does_not_open_is_logged_as_failed() {
     let (ledger, patient) = small_ledger();
-    let other = ActorKeys::generate(ActorKind::Clinician).unwrap();
-    ledger.register(other.actor(), "st-mary").unwrap();
+    let other = actor(&ledger, ActorKind::Clinician, "st-mary");
     ledger
         .write_from(&meta("ImagingStudy/1", &patient), &mut &b"scan"[..])
         .unwrap();
     let mut out = Vec::new();
     let err = ledger
         .read_to(
-            &Claim(patient.id(), &other),
+            &Impostor {
+                claimed: patient.id(),
+                keys: &other,
+            },
             "ImagingStudy/1",
             None,
             Purpose::PatientRequest,
