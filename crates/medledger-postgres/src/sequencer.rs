@@ -10,7 +10,12 @@
 //! while the head stays where this process left it), and writes each entry
 //! in one row with its node hashes, a `batches` row per caller and the new
 //! head in one statement, all in one transaction (three round trips:
-//! `BEGIN` with the lock, the write, `COMMIT`). So indexes have no
+//! `BEGIN` with the lock, the write, `COMMIT`). When this process
+//! committed the last append, it already knows `n` and the frontier, and
+//! sends that statement alone, guarded to lock the head and write only if
+//! it still says `n` (one round trip, committing itself; see
+//! [`crate::entry_rows`]); if another writer moved the head, nothing is
+//! written and the append takes the locked path. So indexes have no
 //! gaps and no duplicates across processes, and no reader ever sees an
 //! entry without its nodes: they commit together or not at all.
 //!
@@ -45,6 +50,7 @@
 use core::ops::Range;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,7 +58,7 @@ use medledger_chain::{Hash, HashAlg, MerkleLog, NodeId, NodeStore};
 use medledger_store::{EntryLog, MAX_ENTRY_LEN};
 use rand_core::RngCore;
 
-use crate::entry_rows::{Callers, Rows};
+use crate::entry_rows::{self, Callers, Mode, Rows};
 use crate::error::{Error, Result, Stage};
 use crate::nodes::{count, TxnNodes, SELECT_HEAD, SELECT_NODES};
 use crate::pool::{Conn, Pool};
@@ -148,6 +154,8 @@ pub struct PgEntryLog {
     committed: Condvar,
     /// A request was queued (wakes a gathering leader).
     queued: Condvar,
+    /// Appends of this process choosing their path right now.
+    in_flight: AtomicUsize,
     /// The tree's frontier at some size, as committed: spares reading it
     /// when the head is still at that size (nodes never change, so it is
     /// right whichever process wrote them).
@@ -199,6 +207,7 @@ impl PgEntryLog {
             group: Mutex::new(Group::default()),
             committed: Condvar::new(),
             queued: Condvar::new(),
+            in_flight: AtomicUsize::new(0),
             frontier: Mutex::new(None),
         }
     }
@@ -341,16 +350,46 @@ impl PgEntryLog {
         }
     }
 
-    /// One transaction appending every part of `group` in order; returns
-    /// the first index.
+    /// Appends every part of `group` in order in one transaction; returns
+    /// the first index. Speculatively in one round trip when this process
+    /// knows the head (see [`crate::entry_rows`]), else under the lock.
     fn commit(&self, group: &[Part<'_>]) -> Result<u64> {
+        // Speculate only when no other append of this process is in
+        // flight (always so under group commit, where one leader commits
+        // at a time): concurrent ones would mostly find the head moved.
+        let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
+        let r = self.commit_alone(group, alone);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// [`PgEntryLog::commit`], speculating if `alone`.
+    fn commit_alone(&self, group: &[Part<'_>], alone: bool) -> Result<u64> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
-        let r = self
-            .pool
-            .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
-                self.append_in(conn, rows, group)
-            });
+        let speculated = if alone {
+            self.commit_if_head(group)
+        } else {
+            Ok(None)
+        };
+        let r = match speculated {
+            Ok(Some(done)) => Ok(done),
+            // The head moved, or PostgreSQL rolled the statement back with
+            // 40001/40P01 (nothing written): take the lock.
+            Ok(None) | Err(Error::Conflict { .. }) => {
+                self.pool
+                    .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
+                        let n = head_length(&rows)?;
+                        self.write_at(conn, n, group, Mode::Locked)?.ok_or_else(|| {
+                            Error::Inconsistent {
+                                what: "log_head",
+                                reason: "locked head row not updated".into(),
+                            }
+                        })
+                    })
+            }
+            Err(e) => Err(e),
+        };
         let (start, frontier) = match (r, batch) {
             (Err(Error::OutcomeUnknown { op, source, .. }), Some(token)) => {
                 // Not a retry: ask once whether it committed (the `batches`
@@ -371,33 +410,41 @@ impl PgEntryLog {
         Ok(start)
     }
 
-    /// The body of an append transaction, the head already locked (its row
-    /// in `head`). Returns the first index and the new frontier.
-    fn append_in(
+    /// The one-statement append at the head this process last committed:
+    /// `None` if there is none known or another writer moved it.
+    fn commit_if_head(&self, group: &[Part<'_>]) -> Result<Option<(u64, Frontier)>> {
+        let known = self
+            .frontier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(n, _)| *n);
+        let Some(n) = known else {
+            return Ok(None);
+        };
+        let mut pooled = self.pool.get()?;
+        let r = pooled
+            .conn()
+            .and_then(|conn| self.write_at(conn, n, group, Mode::IfHead));
+        if let Err(e) = &r {
+            pooled.saw(e);
+        }
+        r
+    }
+
+    /// Computes the nodes of `group` appended at `n` and writes the rows
+    /// (see [`entry_rows::write`]); returns the first index and the new
+    /// frontier, or `None` if [`Mode::IfHead`] found the head moved.
+    fn write_at(
         &self,
         conn: &mut Conn,
-        head: Vec<postgres::SimpleQueryRow>,
+        n: u64,
         group: &[Part<'_>],
-    ) -> Result<(u64, Frontier)> {
+        mode: Mode,
+    ) -> Result<Option<(u64, Frontier)>> {
         let op = "append entries";
+        let batch = group.first().map(|r| r.token);
         let select_nodes = conn.prepare(op, SELECT_NODES)?;
-        let field = |i: usize| -> Result<i64> {
-            head.first()
-                .and_then(|r| r.get(i))
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or(Error::Inconsistent {
-                    what: "log_head",
-                    reason: "no head row".into(),
-                })
-        };
-        let (entries, leaves) = (field(0)?, field(1)?);
-        if entries != leaves {
-            return Err(Error::Inconsistent {
-                what: "log_head",
-                reason: format!("{entries} entries but {leaves} leaves' nodes"),
-            });
-        }
-        let n = count("log_head", entries)?;
         let all: Vec<&[u8]> = group
             .iter()
             .flat_map(|r| r.entries.iter().copied())
@@ -443,8 +490,8 @@ impl PgEntryLog {
             callers,
             end: to_i64("log_head", end)?,
         };
-        crate::entry_rows::write(conn, op, &rows)?;
-        Ok((n, (end, frontier)))
+        let written = entry_rows::write(conn, op, batch, &rows, mode)?;
+        Ok(written.then_some((n, (end, frontier))))
     }
 
     /// Where the append named `token` landed: `Some(range)` if it
@@ -487,6 +534,27 @@ impl PgEntryLog {
             count("log_head", row.try_get(0).map_err(pg("read log length"))?)
         })
     }
+}
+
+/// The log length from the locked head row (`entries`, `leaves`, as text).
+fn head_length(head: &[postgres::SimpleQueryRow]) -> Result<u64> {
+    let field = |i: usize| -> Result<i64> {
+        head.first()
+            .and_then(|r| r.get(i))
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or(Error::Inconsistent {
+                what: "log_head",
+                reason: "no head row".into(),
+            })
+    };
+    let (entries, leaves) = (field(0)?, field(1)?);
+    if entries != leaves {
+        return Err(Error::Inconsistent {
+            what: "log_head",
+            reason: format!("{entries} entries but {leaves} leaves' nodes"),
+        });
+    }
+    count("log_head", entries)
 }
 
 fn chain_err(e: medledger_chain::Error) -> Error {

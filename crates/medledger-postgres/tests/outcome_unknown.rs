@@ -4,10 +4,12 @@
 //! batch is wholly there or wholly absent, and `batch_outcome` says which.
 //!
 //! A small proxy on a Unix socket stands between the log and the server.
-//! Once armed, it cuts the connection at the append's `COMMIT` message,
-//! either just before forwarding it (the server never commits) or just
-//! after (the server commits, the client never hears), and refuses every
-//! later connection, so the log's follow-up question cannot be answered.
+//! Once armed, it cuts the connection at the message that commits the
+//! append — the `COMMIT` of the locked path, or the self-committing
+//! statement (`Execute` + `Sync`) of the one-round-trip path — either just
+//! before forwarding it (the server never commits) or just after (the
+//! server commits, the client never hears), and refuses every later
+//! connection, so the log's follow-up question cannot be answered.
 
 mod common;
 
@@ -24,6 +26,27 @@ use medledger_store::EntryLog;
 
 /// The simple-query message `COMMIT` as the client sends it.
 const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+/// `Execute` of the unnamed portal, all rows, then `Sync`: how the client
+/// runs a prepared statement (a self-committing one outside `BEGIN`).
+const EXECUTE_SYNC: &[u8] = b"E\0\0\0\x09\0\0\0\0\0S\0\0\0\x04";
+
+/// Which append path the cut hits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// `BEGIN`, the head lock, the write, `COMMIT` (a fresh log).
+    Locked,
+    /// The one self-committing statement (a log that wrote the head).
+    OneStatement,
+}
+
+impl Path {
+    fn pattern(self) -> &'static [u8] {
+        match self {
+            Path::Locked => COMMIT,
+            Path::OneStatement => EXECUTE_SYNC,
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Cut {
@@ -61,6 +84,7 @@ fn pump_to_server(
     mut client: UnixStream,
     mut server: UnixStream,
     cut: Cut,
+    pattern: &'static [u8],
     armed: Arc<AtomicBool>,
     tripped: Arc<AtomicBool>,
 ) {
@@ -71,12 +95,12 @@ fn pump_to_server(
             Ok(n) => n,
         };
         let chunk = &buf[..n];
-        let at = chunk.windows(COMMIT.len()).position(|w| w == COMMIT);
+        let at = chunk.windows(pattern.len()).position(|w| w == pattern);
         if let (true, Some(at)) = (armed.load(Ordering::SeqCst), at) {
             tripped.store(true, Ordering::SeqCst);
             let upto = match cut {
                 Cut::BeforeCommit => at,
-                Cut::AfterCommit => at + COMMIT.len(),
+                Cut::AfterCommit => at + pattern.len(),
             };
             let _ = server.write_all(&chunk[..upto]);
             let _ = client.shutdown(std::net::Shutdown::Both);
@@ -117,7 +141,7 @@ fn pump_to_client(
 }
 
 impl Proxy {
-    fn start(url: &str, cut: Cut) -> Proxy {
+    fn start(url: &str, cut: Cut, pattern: &'static [u8]) -> Proxy {
         let target = server_socket(url);
         let dir = std::env::temp_dir().join(common::fresh_schema("proxy"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -153,7 +177,7 @@ impl Proxy {
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let (a, t) = (Arc::clone(&armed), Arc::clone(&tripped));
-                std::thread::spawn(move || pump_to_server(client, server, cut, a, t));
+                std::thread::spawn(move || pump_to_server(client, server, cut, pattern, a, t));
                 let (t, an) = (Arc::clone(&tripped), Arc::clone(&answered));
                 std::thread::spawn(move || pump_to_client(s2, c2, t, an));
             }
@@ -166,8 +190,8 @@ fn entry(i: u64) -> Vec<u8> {
     format!("unknown-outcome entry {i}").into_bytes()
 }
 
-fn run(cut: Cut, size: u64) {
-    let test = format!("outcome_unknown::{cut:?}::{size}");
+fn run(path: Path, cut: Cut, size: u64) {
+    let test = format!("outcome_unknown::{path:?}::{cut:?}::{size}");
     let Some(url) = common::url(&test) else {
         return;
     };
@@ -178,10 +202,16 @@ fn run(cut: Cut, size: u64) {
     direct.entries().append_batch(&refs).unwrap();
     drop(direct);
 
-    let proxy = Proxy::start(&url, cut);
+    let proxy = Proxy::start(&url, cut, path.pattern());
     let via = PgStore::open(&proxy.url, common::options(&schema, HashAlg::Blake3)).unwrap();
-    // A normal append through the proxy first: it forwards faithfully.
-    assert_eq!(via.entries().append(b"through the proxy").unwrap(), 5);
+    let mut expected: Vec<Vec<u8>> = before;
+    if path == Path::OneStatement {
+        // A normal append through the proxy first (it forwards faithfully):
+        // now the log knows the head and appends in one statement.
+        assert_eq!(via.entries().append(b"through the proxy").unwrap(), 5);
+        expected.push(b"through the proxy".to_vec());
+    }
+    let at = expected.len() as u64;
     proxy.armed.store(true, Ordering::SeqCst);
 
     let batch: Vec<Vec<u8>> = (100..100 + size).map(entry).collect();
@@ -213,12 +243,10 @@ fn run(cut: Cut, size: u64) {
     let reopened = PgStore::open(&url, common::options(&schema, HashAlg::Blake3)).unwrap();
     let log = reopened.entries();
     let outcome = log.batch_outcome(&token).unwrap();
-    let mut expected: Vec<Vec<u8>> = before;
-    expected.push(b"through the proxy".to_vec());
     match cut {
         Cut::BeforeCommit => assert_eq!(outcome, None),
         Cut::AfterCommit => {
-            assert_eq!(outcome, Some(6..6 + size));
+            assert_eq!(outcome, Some(at..at + size));
             expected.extend(batch);
         }
     }
@@ -236,17 +264,19 @@ fn run(cut: Cut, size: u64) {
 
 #[test]
 fn a_commit_cut_before_it_reached_the_server_is_wholly_absent() {
-    run(Cut::BeforeCommit, 3);
+    run(Path::Locked, Cut::BeforeCommit, 3);
+    run(Path::OneStatement, Cut::BeforeCommit, 3);
 }
 
 #[test]
 fn a_commit_cut_after_it_reached_the_server_is_wholly_there() {
-    run(Cut::AfterCommit, 3);
+    run(Path::Locked, Cut::AfterCommit, 3);
+    run(Path::OneStatement, Cut::AfterCommit, 3);
 }
 
 #[test]
 fn a_large_batch_cut_at_commit_is_wholly_there_or_wholly_absent() {
-    // Past the binary-COPY threshold.
-    run(Cut::BeforeCommit, 500);
-    run(Cut::AfterCommit, 500);
+    run(Path::OneStatement, Cut::BeforeCommit, 500);
+    run(Path::OneStatement, Cut::AfterCommit, 500);
+    run(Path::Locked, Cut::AfterCommit, 500);
 }
