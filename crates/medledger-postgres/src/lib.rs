@@ -67,6 +67,7 @@
 )]
 
 pub mod blobs;
+mod entry_log;
 mod entry_rows;
 pub mod error;
 pub mod nodes;

@@ -55,7 +55,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use medledger_chain::{Hash, HashAlg, MerkleLog, NodeId, NodeStore};
-use medledger_store::{EntryLog, MAX_ENTRY_LEN};
 use rand_core::RngCore;
 
 use crate::entry_rows::{self, Callers, Mode, Rows};
@@ -75,9 +74,6 @@ const RECENT_GROUPS: usize = 4;
 
 /// `BEGIN` and the head lock in one round trip.
 const BEGIN_LOCK_HEAD: &str = "BEGIN; SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
-const SELECT_ENTRY: &str = "SELECT body FROM entries WHERE idx = $1";
-const SELECT_RANGE: &str =
-    "SELECT idx, body FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
 const SELECT_BATCH: &str = "SELECT start, count FROM batches WHERE token = $1";
 
 /// Names one caller's append in the `batches` table: 16 random bytes.
@@ -85,7 +81,7 @@ const SELECT_BATCH: &str = "SELECT start, count FROM batches WHERE token = $1";
 pub struct BatchToken(pub [u8; 16]);
 
 impl BatchToken {
-    fn random() -> Self {
+    pub(crate) fn random() -> Self {
         let mut b = [0u8; 16];
         rand_core::OsRng.fill_bytes(&mut b);
         BatchToken(b)
@@ -187,11 +183,11 @@ impl fmt::Debug for PgEntryLog {
     }
 }
 
-fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> Error {
+pub(crate) fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> Error {
     move |e| Error::from_pg(op, Stage::BeforeCommit, None, e)
 }
 
-fn to_i64(what: &'static str, v: u64) -> Result<i64> {
+pub(crate) fn to_i64(what: &'static str, v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::Inconsistent {
         what,
         reason: format!("{v} does not fit a bigint"),
@@ -514,7 +510,11 @@ impl PgEntryLog {
         })
     }
 
-    fn read_with<T>(&self, op: &'static str, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    pub(crate) fn read_with<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
         let _ = op;
         let mut pooled = self.pool.get()?;
         let r = pooled.conn().and_then(f);
@@ -524,7 +524,7 @@ impl PgEntryLog {
         r
     }
 
-    fn length(&self) -> Result<u64> {
+    pub(crate) fn length(&self) -> Result<u64> {
         self.read_with("read log length", |conn| {
             let s = conn.prepare("read log length", SELECT_HEAD)?;
             let row = conn
@@ -564,102 +564,5 @@ fn chain_err(e: medledger_chain::Error) -> Error {
             what: "nodes",
             reason: e.to_string(),
         },
-    }
-}
-
-fn check_sizes(entries: &[&[u8]]) -> medledger_store::Result<()> {
-    match entries.iter().find(|e| e.len() > MAX_ENTRY_LEN) {
-        Some(e) => Err(medledger_store::Error::EntryTooLarge {
-            len: e.len(),
-            max: MAX_ENTRY_LEN,
-        }),
-        None => Ok(()),
-    }
-}
-
-impl EntryLog for PgEntryLog {
-    fn append(&self, entry: &[u8]) -> medledger_store::Result<u64> {
-        Ok(self.append_batch(&[entry])?.start)
-    }
-
-    fn append_batch(&self, entries: &[&[u8]]) -> medledger_store::Result<Range<u64>> {
-        check_sizes(entries)?;
-        if entries.is_empty() {
-            let n = self.length()?;
-            return Ok(n..n);
-        }
-        Ok(self.append_with_token(entries, BatchToken::random())?)
-    }
-
-    fn read(&self, index: u64) -> medledger_store::Result<Vec<u8>> {
-        let op = "read entry";
-        let found = self.read_with(op, |conn| {
-            let s = conn.prepare(op, SELECT_ENTRY)?;
-            let Ok(i) = i64::try_from(index) else {
-                return Ok(None);
-            };
-            let row = conn.client.query_opt(&s, &[&i]).map_err(pg(op))?;
-            row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(pg(op)))
-                .transpose()
-        })?;
-        match found {
-            Some(body) => Ok(body),
-            None => {
-                let len = self.length()?;
-                if index < len {
-                    return Err(Error::Inconsistent {
-                        what: "entries",
-                        reason: format!("entry {index} missing below the length {len}"),
-                    }
-                    .into());
-                }
-                Err(medledger_store::Error::IndexOutOfRange { index, len })
-            }
-        }
-    }
-
-    fn len(&self) -> medledger_store::Result<u64> {
-        Ok(self.length()?)
-    }
-
-    fn read_range(&self, range: Range<u64>) -> medledger_store::Result<Vec<Vec<u8>>> {
-        if range.is_empty() {
-            return Ok(Vec::new());
-        }
-        let len = self.length()?;
-        if range.end > len {
-            return Err(medledger_store::Error::IndexOutOfRange {
-                index: range.start.max(len),
-                len,
-            });
-        }
-        let op = "read entries";
-        let rows = self.read_with(op, |conn| {
-            let s = conn.prepare(op, SELECT_RANGE)?;
-            let (a, b) = (
-                to_i64("entries", range.start)?,
-                to_i64("entries", range.end)?,
-            );
-            let rows = conn.client.query(&s, &[&a, &b]).map_err(pg(op))?;
-            let mut out = Vec::with_capacity(rows.len());
-            for (expected, row) in range.clone().zip(&rows) {
-                let idx: i64 = row.try_get(0).map_err(pg(op))?;
-                if u64::try_from(idx).ok() != Some(expected) {
-                    return Err(Error::Inconsistent {
-                        what: "entries",
-                        reason: format!("entry {expected} missing below the length {len}"),
-                    });
-                }
-                out.push(row.try_get::<_, Vec<u8>>(1).map_err(pg(op))?);
-            }
-            if out.len() as u64 != range.end - range.start {
-                return Err(Error::Inconsistent {
-                    what: "entries",
-                    reason: format!("range {range:?} has {} rows", out.len()),
-                });
-            }
-            Ok(out)
-        })?;
-        Ok(rows)
     }
 }
