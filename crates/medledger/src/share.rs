@@ -33,7 +33,7 @@
 //! record (the importer's context, custody key and patient pseudonym),
 //! written by the recipient under this ledger's write policy (the patient,
 //! an active guardian or a grantee of write; a refusal is logged like any
-//! refused write), logged as a Create/Update by the recipient, with the
+//! refused write), logged as an Import by the recipient, with the
 //! provenance (origin, exporter's event index and commitment, checkpoint
 //! size) kept in the same state transaction. Nothing is stored or logged
 //! for a package that fails verification.
@@ -63,7 +63,7 @@ pub struct Imported {
     pub record: String,
     /// The local version.
     pub version: u64,
-    /// The log index of the local Create/Update event (by the recipient).
+    /// The log index of the local Import event (by the recipient).
     pub event: u64,
     /// The exporting log's origin.
     pub origin: String,
@@ -163,9 +163,9 @@ impl<N: NodeStore> Ledger<N> {
     /// to read it for `purpose` (decided by the grants engine like a read,
     /// and logged as an Export disclosure either way). The package holds
     /// the envelope with its header rewrapped to the recipient alone, the
-    /// record's metadata, the version's Create/Update event with its
-    /// commitment nonce, the event's inclusion proof and the latest
-    /// cosigned checkpoint, signed by this ledger's log key.
+    /// record's metadata, the version's write event (Create, Update or
+    /// Import) with its commitment nonce, the event's inclusion proof and
+    /// the latest cosigned checkpoint, signed by this ledger's log key.
     ///
     /// The version's write must be covered by a checkpoint
     /// ([`Ledger::checkpoint`]), else [`Error::NoCheckpoint`] (checked
@@ -278,7 +278,7 @@ impl<N: NodeStore> Ledger<N> {
     /// (who must be registered here), written by the recipient, who must
     /// be allowed to write it here like any [`Ledger::write`] (the
     /// patient, an active guardian, or a grantee of write; a refusal is
-    /// [`Error::AccessDenied`], logged as a denied Create/Update). The
+    /// [`Error::AccessDenied`], logged as a denied Import). The
     /// recipient's key unwrapper opens the envelope; the recipient then
     /// reads it like any other record of this ledger, under this
     /// ledger's grants. A package that fails verification changes
@@ -479,8 +479,11 @@ fn check_event(
     pkg: &SharePackage,
 ) -> core::result::Result<[u8; 32], ShareError> {
     let mismatch = |what| ShareError::EventMismatch { what };
-    if !matches!(event.action, AuditAction::Create | AuditAction::Update) {
-        return Err(mismatch("not a Create or Update event"));
+    if !matches!(
+        event.action,
+        AuditAction::Create | AuditAction::Update | AuditAction::Import
+    ) {
+        return Err(mismatch("not a Create, Update or Import event"));
     }
     if event.outcome != Outcome::Success {
         return Err(mismatch("not a successful write"));

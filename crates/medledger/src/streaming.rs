@@ -266,7 +266,9 @@ impl<N: NodeStore> Ledger<N> {
         let previous_category = core::mem::replace(&mut st.category, rec.category.to_owned());
         st.content_type = rec.content_type.to_owned();
         let version = st.latest;
-        let action = if version == 1 {
+        let action = if op == Op::ShareImport {
+            AuditAction::Import
+        } else if version == 1 {
             AuditAction::Create
         } else {
             AuditAction::Update

@@ -171,7 +171,7 @@ impl<N: NodeStore> Ledger<N> {
                     event.record.as_ref(),
                     event.commitment.as_ref(),
                 ) {
-                    (Action::Create | Action::Update, Some(r), Some(c))
+                    (Action::Create | Action::Update | Action::Import, Some(r), Some(c))
                         if r.id == record && r.version == version =>
                     {
                         c.0

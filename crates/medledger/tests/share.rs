@@ -199,11 +199,11 @@ fn a_package_moves_a_record_from_a_to_b_and_both_logs_show_it() {
     assert_eq!(export.actor.id.0, *w.clinician.id().as_bytes());
     let disclosures = w.a.disclosure_report(&w.patient.id()).unwrap();
     assert_eq!(disclosures.len(), 1);
-    // B's trail: the refused import (a denied Create), the grant, the
-    // import (a Create by the clinician with B's own commitment), the read.
+    // B's trail: the refused import (a denied Import), the grant, the
+    // import (an Import by the clinician with B's own commitment), the read.
     let b_events = on_records(&w.b);
     let actions: Vec<_> = b_events.iter().map(|(_, e)| e.action).collect();
-    assert_eq!(actions, [A::Create, A::Grant, A::Create, A::Read]);
+    assert_eq!(actions, [A::Import, A::Grant, A::Import, A::Read]);
     assert!(matches!(
         b_events[0].1.outcome,
         medledger::audit::Outcome::Denied { .. }
@@ -279,6 +279,38 @@ fn flipped_proof_is_refused() {
         chain_reason(refused(&w, &p.encode())),
         ChainError::InclusionRootMismatch
     ));
+}
+
+#[test]
+fn an_imported_version_can_be_shared_on() {
+    let w = world();
+    w.b.grant(&w.grant).unwrap();
+    w.b.import_share(&w.package, &w.clinician, "a/Observation/1")
+        .unwrap();
+    // B shares what it imported (its log holds an Import event) with a
+    // third ledger C.
+    let c = memory_ledger("c.example/ledger", 3);
+    c.register(w.patient.actor(), "patients").unwrap();
+    c.register(w.clinician.actor(), "b-hospital").unwrap();
+    c.grant(&w.grant).unwrap();
+    let wb = witness("wb.example", &w.b);
+    w.b.checkpoint(&[&wb]).unwrap();
+    c.trust_log(&w.b.log_key().unwrap(), &verifiers(&[wb]), 1)
+        .unwrap();
+    let package =
+        w.b.export_share(&w.clinician.id(), "a/Observation/1", 1, Purpose::Treat)
+            .unwrap();
+    let imported = c
+        .import_share(&package, &w.clinician, "b/Observation/1")
+        .unwrap();
+    assert_eq!(imported.origin, "b.example/ledger");
+    assert_eq!(
+        &c.read(&w.clinician, "b/Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        br#"{"resourceType":"Observation"}"#
+    );
+    assert_eq!(c.verify().unwrap().versions, 1);
 }
 
 #[test]
