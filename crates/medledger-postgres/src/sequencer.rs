@@ -28,7 +28,7 @@
 //! theirs and wait on a condition variable. Before it begins, a leader
 //! lets its group gather, as PostgreSQL's `commit_delay` does: it waits
 //! until as many callers are queued as the largest of the last four groups
-//! carried, but never longer than half the last commit took (and at most
+//! carried, but never longer than the last commit took (and at most
 //! [`MAX_GATHER_WAIT`]). One appender therefore never waits (its groups
 //! were itself), while 16 appenders, whose waiters all return together
 //! after each commit, form groups of about 16 instead of alternating
@@ -268,7 +268,7 @@ impl PgEntryLog {
         let own_bytes: usize = entries.iter().map(|e| e.len()).sum();
         // Let the group gather (see the module docs).
         let target = g.recent.iter().copied().max().unwrap_or(0);
-        let deadline = Instant::now() + (g.last_commit / 2).min(MAX_GATHER_WAIT);
+        let deadline = Instant::now() + g.last_commit.min(MAX_GATHER_WAIT);
         loop {
             let bytes: usize = g.queue.iter().map(|r| r.bytes).sum();
             let now = Instant::now();
