@@ -105,6 +105,13 @@ pub enum Error {
         /// The newest version this build understands.
         supported: i32,
     },
+    /// Another session holds this schema's writer claim (another `Ledger`
+    /// writes to it; see [`crate::writer`]).
+    #[error("schema {schema:?} is claimed by another writer")]
+    WriterClaimed {
+        /// The schema.
+        schema: String,
+    },
     /// The log was created with another hash algorithm.
     #[error("log uses hash algorithm {stored:?}, opened with {requested:?}")]
     HashAlgMismatch {
@@ -242,6 +249,7 @@ impl Error {
             Error::Connect { .. } | Error::PoolExhausted { .. } => "connect to PostgreSQL",
             Error::InvalidUrl { .. } | Error::InvalidSchemaName { .. } => "configure PostgreSQL",
             Error::SchemaTooNew { .. } | Error::HashAlgMismatch { .. } => "open PostgreSQL schema",
+            Error::WriterClaimed { .. } => "claim the ledger's writer",
             Error::Inconsistent { what, .. } => what,
         }
     }

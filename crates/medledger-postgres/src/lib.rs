@@ -75,6 +75,7 @@ mod pool;
 pub mod schema;
 pub mod sequencer;
 pub mod state;
+pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -88,6 +89,7 @@ pub use nodes::PgNodeStore;
 pub use schema::SCHEMA_VERSION;
 pub use sequencer::{BatchToken, PgEntryLog};
 pub use state::PgStateStore;
+pub use writer::WriterClaim;
 
 /// The PostgreSQL client this crate is built on (for callers that need a
 /// plain connection with the same version, e.g. tests and tooling).
@@ -126,6 +128,7 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Arc<pool::Pool>,
+    schema: String,
     entries: Arc<PgEntryLog>,
     blobs: Arc<PgBlobStore>,
     state: Arc<PgStateStore>,
@@ -165,6 +168,7 @@ impl PgStore {
             blobs: Arc::new(PgBlobStore::new(Arc::clone(&pool))),
             state: Arc::new(PgStateStore::new(Arc::clone(&pool))),
             pool,
+            schema: options.schema,
             alg: options.hash_alg,
         })
     }

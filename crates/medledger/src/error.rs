@@ -106,6 +106,16 @@ pub enum Error {
         #[source]
         source: medledger_audit::Error,
     },
+    /// Another `Ledger` writes to this ledger's shared store (PostgreSQL:
+    /// another process holds the schema's writer claim); run one writing
+    /// `Ledger` per schema.
+    #[error("{op}: another ledger writes to {store}")]
+    LedgerInUse {
+        /// The operation.
+        op: Op,
+        /// Which store (e.g. the PostgreSQL schema).
+        store: String,
+    },
     /// The storage backend failed (I/O, corruption, lock held).
     #[error("{op}: store: {source}")]
     Store {

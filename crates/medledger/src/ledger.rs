@@ -75,6 +75,15 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// Group commit of writes' state rows (see `state_commit`).
     pub(crate) state_commits: StateCommits,
     record_locks: Vec<Mutex<()>>,
+    /// Checked before every logged operation when the ledger's store is
+    /// shared (PostgreSQL: the schema's writer claim).
+    pub(crate) writer: Option<Box<dyn WriterCheck>>,
+}
+
+/// A check that this ledger is still its store's only writer.
+pub(crate) trait WriterCheck: Send + Sync {
+    /// `Ok` while this ledger may write.
+    fn confirm(&self, op: Op) -> Result<()>;
 }
 
 impl<N: NodeStore> core::fmt::Debug for Ledger<N> {
@@ -167,6 +176,7 @@ impl<N: NodeStore> Ledger<N> {
             stamp: Mutex::new(stamp),
             state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
+            writer: None,
         };
         ledger.restore()?;
         Ok(ledger)
@@ -419,6 +429,15 @@ impl<N: NodeStore> Ledger<N> {
             .ok_or(Error::UnknownActor { op, actor: *id })
     }
 
+    /// Checks that this ledger may still write (see [`WriterCheck`]);
+    /// every logged operation passes here before it appends.
+    pub(crate) fn confirm_writer(&self, op: Op) -> Result<()> {
+        match &self.writer {
+            Some(w) => w.confirm(op),
+            None => Ok(()),
+        }
+    }
+
     /// An audit event for `actor` on `patient`'s data.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn event(
@@ -433,6 +452,7 @@ impl<N: NodeStore> Ledger<N> {
         grant_chain: Vec<Id32>,
         emergency: Option<String>,
     ) -> Result<AuditEvent> {
+        self.confirm_writer(op)?;
         let kind = self.actor(actor, op)?.kind();
         let organization = self
             .organizations

@@ -44,6 +44,7 @@ impl<N: NodeStore> Ledger<N> {
         witnesses: &[&Witness<W>],
     ) -> Result<IssuedCheckpoint> {
         let op = Op::Checkpoint;
+        self.confirm_writer(op)?;
         let _guard = self
             .checkpoint_lock
             .lock()

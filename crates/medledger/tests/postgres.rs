@@ -176,3 +176,58 @@ fn a_wrong_ledger_key_is_refused_on_postgres() {
     assert!(Ledger::open_postgres(&url, opts, ORIGIN, &LedgerKey::from_bytes([2; 32])).is_err());
     drop_schema(&url, &schema);
 }
+
+#[test]
+fn one_writing_ledger_per_schema() {
+    let Some(url) = url("postgres::one_writing_ledger_per_schema") else {
+        return;
+    };
+    let opts = options("writer");
+    let schema = opts.schema.clone();
+    let key = LedgerKey::from_bytes([4; 32]);
+    let first = Ledger::open_postgres(&url, opts.clone(), ORIGIN, &key).unwrap();
+    let patient = actor(&first, ActorKind::Patient, "patients");
+    first
+        .write(&record("Observation/1", &patient, &patient, b"one"))
+        .unwrap();
+    // A second writer on the same schema is refused before it reads or
+    // writes anything; another schema is independent.
+    match Ledger::open_postgres(&url, opts.clone(), ORIGIN, &key) {
+        Err(Error::LedgerInUse { op, store }) => {
+            assert_eq!(op, medledger::Op::Open);
+            assert!(store.contains(&schema), "{store}");
+        }
+        other => panic!("expected LedgerInUse, got {other:?}"),
+    }
+    let other_opts = options("writer2");
+    let other_schema = other_opts.schema.clone();
+    drop(Ledger::open_postgres(&url, other_opts, ORIGIN, &key).unwrap());
+
+    // The claim's session is killed: the next operation takes the claim
+    // again (nobody else holds it) and writing goes on.
+    let mut admin = url
+        .parse::<medledger::pg::postgres::Config>()
+        .unwrap()
+        .connect(medledger::pg::postgres::NoTls)
+        .unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&medledger::pg::writer::WRITER_APPLICATION_NAME],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    first
+        .write(&record("Observation/2", &patient, &patient, b"two"))
+        .unwrap();
+
+    // Once the first is dropped, the schema opens again with everything.
+    drop(first);
+    let second = Ledger::open_postgres(&url, opts, ORIGIN, &key).unwrap();
+    assert_eq!(second.verify().unwrap().versions, 2);
+    drop(second);
+    drop_schema(&url, &schema);
+    drop_schema(&url, &other_schema);
+}
