@@ -14,7 +14,7 @@
 //! committed the last append, it already knows `n` and the frontier, and
 //! sends that statement alone, guarded to lock the head and write only if
 //! it still says `n` (one round trip, committing itself; see
-//! [`crate::entry_rows`]); if another writer moved the head, nothing is
+//! the private `entry_rows` module); if another writer moved the head, nothing is
 //! written and the append takes the locked path. So indexes have no
 //! gaps and no duplicates across processes, and no reader ever sees an
 //! entry without its nodes: they commit together or not at all.
@@ -215,7 +215,7 @@ impl PgEntryLog {
     }
 
     /// Appends `entries` and returns their range, or this crate's typed
-    /// error (the [`EntryLog`] methods wrap it in
+    /// error (the [`medledger_store::EntryLog`] methods wrap it in
     /// [`medledger_store::Error::Backend`]). On
     /// [`Error::OutcomeUnknown`], `token` is what
     /// [`PgEntryLog::batch_outcome`] takes.
