@@ -216,7 +216,7 @@ fn main() -> Result<(), Box<dyn StdError>> {
         report.entries, report.checkpoints, report.versions
     );
 
-    // Tampering: an insider edits the exported history, then a blob on disk.
+    // Tampering: an insider edits the exported history, then a stored record.
     let forged = forge_last_event(&export).ok_or("export has no event")?;
     let policy =
         medledger::chain::Policy::new(ledger.log_key()?, vec![witness.signer().verifier()?], 1)?;
@@ -225,43 +225,46 @@ fn main() -> Result<(), Box<dyn StdError>> {
         Ok(_) => return Err("forged export verified".into()),
     }
     drop(ledger);
-    // Blobs stay in `pending/` until the next open marks them referenced.
-    let mut on_disk = Vec::new();
-    for sub in ["data", "pending"] {
-        for item in std::fs::read_dir(dir.join("blobs").join(sub))? {
-            on_disk.push(item?.path());
+    // Records up to 64 KiB keep their envelope (wrapped keys and
+    // ciphertext) in the state database: flip one bit inside every stored
+    // copy of an envelope there (copy-on-write pages may hold older ones).
+    let db = dir.join("state.redb");
+    let original = std::fs::read(&db)?;
+    let mut bad = original.clone();
+    let mut flipped = 0;
+    for (i, _) in original
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"MLENV")
+    {
+        if let Some(b) = bad.get_mut(i + 100) {
+            *b ^= 0x01;
+            flipped += 1;
         }
     }
-    on_disk.sort();
-    let blob = on_disk.first().ok_or("no blob on disk")?.clone();
-    let original = std::fs::read(&blob)?;
-    let mut bad = original.clone();
-    if let Some(b) = bad.get_mut(original.len() / 2) {
-        *b ^= 0x01;
+    if flipped == 0 {
+        return Err("no stored envelope found".into());
     }
-    std::fs::write(&blob, &bad)?;
-    let ledger = Ledger::open(dir, ORIGIN, &key)?;
-    match ledger.verify() {
-        Err(e) => println!("15. One flipped bit in a stored ciphertext is caught: {e}"),
-        Ok(_) => return Err("tampered blob verified".into()),
+    std::fs::write(&db, &bad)?;
+    match Ledger::open(dir, ORIGIN, &key) {
+        Err(e) => {
+            println!("15. One flipped bit in a stored record is caught as the ledger opens: {e}")
+        }
+        Ok(ledger) => match ledger.verify() {
+            Err(e) => {
+                println!("15. One flipped bit in a stored record is caught by verification: {e}")
+            }
+            Ok(_) => return Err("tampered record verified".into()),
+        },
     }
-    drop(ledger);
-    // Opening marked the blob referenced (moved it to `data/`): restore it
-    // wherever it is now.
-    let name = blob.file_name().ok_or("blob without a name")?;
-    let now_at = ["data", "pending"]
-        .iter()
-        .map(|sub| dir.join("blobs").join(sub).join(name))
-        .find(|p| p.is_file())
-        .ok_or("blob vanished")?;
-    std::fs::write(&now_at, &original)?;
+    std::fs::write(&db, &original)?;
     match Ledger::open(dir, ORIGIN, &LedgerKey::from_passphrase("guess")) {
         Err(e) => println!("16. Opening with a wrong passphrase fails: {e}"),
         Ok(_) => return Err("wrong passphrase accepted".into()),
     }
     let ledger = Ledger::open(dir, ORIGIN, &key)?;
     ledger.verify()?;
-    println!("17. The blob restored, the reopened ledger verifies again.");
+    println!("17. The record restored, the reopened ledger verifies again.");
 
     // Sharing with another organization: Riverside's own ledger imports
     // Alice's observation for Dr Carol after verifying it offline.
