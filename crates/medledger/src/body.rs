@@ -103,10 +103,7 @@ impl Write for BodySink<'_> {
                 buf.extend_from_slice(data);
             }
             Target::Memory(buf) => {
-                let mut w = self
-                    .blobs
-                    .create(self.id)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let mut w = self.blobs.create(self.id).map_err(std::io::Error::other)?;
                 w.write_all(buf)?;
                 w.write_all(data)?;
                 self.to = Target::Blob(w);
