@@ -389,6 +389,41 @@ impl StateStore for PgStateStore {
             .collect()
     }
 
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> medledger_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        check_table(table)?;
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read("scan state range", |conn| {
+            let s = conn.prepare("scan state range", SCAN_TO)?;
+            let rows = conn
+                .client
+                .query(&s, &[&table, &start, &end, &limit])
+                .map_err(pg("scan state range"))?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<_, Vec<u8>>(0).map_err(pg("scan state range"))?,
+                        r.try_get::<_, Vec<u8>>(1).map_err(pg("scan state range"))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = unwrap_value(table, &k, &v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
     fn transact(
         &self,
         reflects: Option<u64>,

@@ -260,6 +260,25 @@ pub fn state_store(state: &dyn StateStore) {
     );
     assert_eq!(state.scan("keys", b"", 2).unwrap().len(), 2, "limit holds");
     assert!(state.scan("nothing", b"", 10).unwrap().is_empty());
+    // Ranges: start inclusive, end exclusive, in key order, limited.
+    assert_eq!(
+        state.scan_range("keys", b"a", b"b", 10).unwrap(),
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"ab".to_vec(), b"2".to_vec())
+        ]
+    );
+    assert_eq!(
+        state.scan_range("keys", b"aa", b"c", 10).unwrap(),
+        vec![
+            (b"ab".to_vec(), b"2".to_vec()),
+            (b"b".to_vec(), b"3".to_vec())
+        ]
+    );
+    assert_eq!(state.scan_range("keys", b"", b"z", 1).unwrap().len(), 1);
+    assert!(state.scan_range("keys", b"b", b"b", 10).unwrap().is_empty());
+    assert!(state.scan_range("keys", b"c", b"a", 10).unwrap().is_empty());
+    assert!(state.scan_range("nothing", b"", b"z", 10).unwrap().is_empty());
     // A failing transaction writes nothing.
     let r = state.transact(None, &mut |t| {
         t.put("keys", b"a", b"changed")?;

@@ -298,6 +298,27 @@ impl StateStore for MemoryStateStore {
             .unwrap_or_default())
     }
 
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        check_table(table)?;
+        let g = lock(&self.state);
+        Ok(g.tables
+            .get(table)
+            .map(|t| {
+                t.range(start.to_vec()..)
+                    .take_while(|(k, _)| k.as_slice() < end)
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn transact(
         &self,
         reflects: Option<u64>,

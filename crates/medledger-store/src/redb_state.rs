@@ -349,6 +349,37 @@ impl StateStore for RedbStateStore {
         })
     }
 
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let name = table_name(table)?;
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err("begin state read"))?;
+            let t = match txn.open_table(Bytes::new(&name)) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db_err("open state table")(e)),
+            };
+            let mut out = Vec::new();
+            for item in t.range::<&[u8]>(start..end).map_err(db_err("scan state"))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = item.map_err(db_err("scan state"))?;
+                let key = k.value();
+                out.push((key.to_vec(), unwrap_value(table, key, v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     fn transact(
         &self,
         reflects: Option<u64>,

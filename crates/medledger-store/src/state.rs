@@ -53,6 +53,18 @@ pub trait StateStore: Send + Sync {
     /// key order.
     fn scan(&self, table: &str, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// Up to `limit` entries of `table` whose key `k` has
+    /// `start <= k < end` (byte order), in key order. Tables keyed by a
+    /// big-endian log index read "what changed between two log sizes"
+    /// with it.
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
     /// Runs `f` in one atomic, durable transaction. If `f` returns an error
     /// nothing is written and the error is returned. `reflects: Some(i)`
     /// stamps the transaction with the last log index it reflects (never

@@ -78,6 +78,15 @@ impl StateStore for EmbeddedState {
     ) -> medledger_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.0.state().scan(table, prefix, limit)
     }
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> medledger_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.0.state().scan_range(table, start, end, limit)
+    }
     fn transact(
         &self,
         reflects: Option<u64>,

@@ -63,6 +63,15 @@ impl StateStore for CrashState {
     ) -> medledger::store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.scan(table, prefix, limit)
     }
+    fn scan_range(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> medledger::store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.scan_range(table, start, end, limit)
+    }
     fn transact(
         &self,
         reflects: Option<u64>,
