@@ -61,8 +61,9 @@ struct Inner<S: NodeStore> {
 
 /// An audit trail over an [`EntryLog`] and a [`MerkleLog`].
 ///
-/// The audit log must be the only writer of its entry log: the tree's leaf
-/// `i` is entry `i`. Appends from many threads share the entry log's group
+/// The audit log must be the only writer of its entry log while it
+/// appends: the tree's leaf `i` is entry `i`. Writers that share one entry
+/// log take turns and start each turn with [`AuditLog::follow`]. Appends from many threads share the entry log's group
 /// commit; per patient they are serialized, so `prev_for_patient` always
 /// names the patient's previous event.
 pub struct AuditLog<S: NodeStore> {
@@ -257,6 +258,71 @@ impl<S: NodeStore> AuditLog<S> {
         self.appended.notify_all();
         drained?;
         Ok(receipts)
+    }
+
+    /// Takes in entries another writer appended to the shared entry log:
+    /// reads entries `size()..len`, adds them to the tree (checking them
+    /// against the node store's committed nodes, as on open), the indexes
+    /// and the per-patient heads, and adopts the checkpoints their
+    /// checkpoint entries carry. Returns how many entries it took in.
+    ///
+    /// For writers that take turns on one store (the facade on PostgreSQL):
+    /// call it at the start of a turn, with the log length read under the
+    /// turn, before this process appends again. Appends of this process
+    /// still in flight are waited for first; an append of this process
+    /// whose outcome was unknown and which did land is taken in from the
+    /// log like any other entry.
+    pub fn follow(&self, len: u64) -> Result<u64> {
+        let mut g = lock(&self.inner);
+        while !g.in_flight.is_empty() {
+            g = self
+                .appended
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let start = g.tree.size();
+        if len < start {
+            return Err(Error::LogMismatch {
+                entries: len,
+                leaves: start,
+            });
+        }
+        let mut restored = Vec::new();
+        let mut at = start;
+        while at < len {
+            let end = len.min(at.saturating_add(REBUILD_CHUNK));
+            let chunk = self.entries.read_range(at..end)?;
+            if chunk.len() as u64 != end - at {
+                return Err(Error::LogMismatch {
+                    entries: at + chunk.len() as u64,
+                    leaves: end,
+                });
+            }
+            let mut events = Vec::with_capacity(chunk.len());
+            for (i, bytes) in (at..end).zip(&chunk) {
+                g.done.remove(&i);
+                if is_checkpoint_entry(bytes) {
+                    restored.push(checkpoint_entry::decode(bytes)?);
+                } else if is_audit_entry(bytes) {
+                    events.push((i, AuditEvent::decode(bytes)?));
+                }
+            }
+            g.tree.append_batch(chunk.iter())?;
+            for (i, event) in events {
+                let head = g.heads.entry(event.patient).or_insert(i);
+                *head = (*head).max(i);
+                g.index.add(i, &event);
+            }
+            at = end;
+        }
+        let drained = drain(&mut g);
+        self.appended.notify_all();
+        drop(g);
+        drained?;
+        for issued in restored {
+            self.restore_checkpoint(issued)?;
+        }
+        Ok(len.saturating_sub(start))
     }
 
     /// Signs a checkpoint of the current tree at `time` (Unix seconds),
