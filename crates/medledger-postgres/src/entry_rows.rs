@@ -16,10 +16,11 @@
 //!   written) and otherwise writes the entries, the `batches` rows and the
 //!   head exactly as under the lock. As a single statement it commits
 //!   when it completes (implicit transaction, same `synchronous_commit`
-//!   flush as `COMMIT`): one round trip per append. If the head moved it
+//!   flush as `COMMIT`): one round trip per append. If the head moved (or
+//!   another writer took a turn: the fence, see [`crate::writer`]) it
 //!   updates no row and commits nothing, and the sequencer takes the
-//!   locked path. A connection lost during it is an unknown outcome, like
-//!   one lost during `COMMIT`.
+//!   locked path, which decides. A connection lost during it is an
+//!   unknown outcome, like one lost during `COMMIT`.
 //!
 //! Measured on the dev VM (2 shared cores, other builds running), round
 //! trips cost far more than their nominal socket latency: each is two
@@ -40,8 +41,10 @@ const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body, hashes) SE
      b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($4::bytea[], $5::bigint[], $6::integer[])) \
      UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0";
 /// The same writes as one self-committing statement, only if the head
-/// still says `$8` (locked first; see the module docs).
-const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $8 AND leaves = $8 FOR UPDATE), \
+/// still says `$8` and, when `$9` (the writer fence) is not NULL, its
+/// epoch is `$9` (locked first; see the module docs and
+/// [`crate::writer`]).
+const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $8 AND leaves = $8 AND ($9::bigint IS NULL OR epoch = $9) FOR UPDATE), \
      e AS (INSERT INTO entries (idx, body, hashes) SELECT i, v, x FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS t(i, v, x) WHERE EXISTS (SELECT 1 FROM h)), \
      b AS (INSERT INTO batches (token, start, count) SELECT k, s, c FROM unnest($4::bytea[], $5::bigint[], $6::integer[]) AS u(k, s, c) WHERE EXISTS (SELECT 1 FROM h)) \
      UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0 AND EXISTS (SELECT 1 FROM h)";
@@ -66,6 +69,10 @@ pub(crate) struct Rows<'a> {
     pub(crate) callers: Callers<'a>,
     /// The new log length.
     pub(crate) end: i64,
+    /// The writer epoch the head must still carry ([`Mode::IfHead`] only;
+    /// the locked path checks it when it locks the head), or `None` when
+    /// this store took no writer turn.
+    pub(crate) fence: Option<i64>,
 }
 
 fn mismatch() -> Error {
@@ -81,7 +88,7 @@ pub(crate) enum Mode {
     /// Inside the caller's transaction, the head locked.
     Locked,
     /// On its own, committing itself, if the head still says `rows.first`
-    /// ([`WRITE_IF_HEAD`]).
+    /// (and carries `rows.fence`, if set) ([`WRITE_IF_HEAD`]).
     IfHead,
 }
 
@@ -107,7 +114,7 @@ pub(crate) fn write(
         return Err(mismatch());
     }
     let c = &rows.callers;
-    let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 9] = [
         &idx,
         &rows.bodies,
         &hashes,
@@ -116,6 +123,7 @@ pub(crate) fn write(
         &c.counts,
         &rows.end,
         &rows.first,
+        &rows.fence,
     ];
     let used = match mode {
         Mode::Locked => params.get(..7).unwrap_or(&params),

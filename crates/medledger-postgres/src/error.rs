@@ -112,6 +112,20 @@ pub enum Error {
         /// The schema.
         schema: String,
     },
+    /// This store's writer turn has ended: another writer took the
+    /// schema's writer since (the head's epoch is no longer the one this
+    /// store's claim took; see [`crate::writer`]). Nothing was appended,
+    /// and the append is never retried: take a turn again, catch up with
+    /// the log, then write.
+    #[error("schema {schema:?}: writer turn {ours} has ended, another writer took turn {current}; nothing was appended")]
+    WriterFenced {
+        /// The schema.
+        schema: String,
+        /// The epoch of this store's last turn.
+        ours: u64,
+        /// The epoch in `log_head` now.
+        current: u64,
+    },
     /// The log was created with another hash algorithm.
     #[error("log uses hash algorithm {stored:?}, opened with {requested:?}")]
     HashAlgMismatch {
@@ -250,6 +264,7 @@ impl Error {
             Error::InvalidUrl { .. } | Error::InvalidSchemaName { .. } => "configure PostgreSQL",
             Error::SchemaTooNew { .. } | Error::HashAlgMismatch { .. } => "open PostgreSQL schema",
             Error::WriterClaimed { .. } => "claim the ledger's writer",
+            Error::WriterFenced { .. } => "append entries",
             Error::Inconsistent { what, .. } => what,
         }
     }

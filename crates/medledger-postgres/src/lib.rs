@@ -89,7 +89,7 @@ pub use nodes::PgNodeStore;
 pub use schema::SCHEMA_VERSION;
 pub use sequencer::{BatchToken, PgEntryLog};
 pub use state::PgStateStore;
-pub use writer::WriterClaim;
+pub use writer::{Turn, WriterClaim};
 
 /// The PostgreSQL client this crate is built on (for callers that need a
 /// plain connection with the same version, e.g. tests and tooling).

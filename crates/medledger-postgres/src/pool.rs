@@ -155,6 +155,25 @@ impl Pool {
         })
     }
 
+    /// Forgets every idle connection (and, as they come back, the checked
+    /// out ones): a connection to the same server was found lost, so they
+    /// are likely dead too (a restarted server costs one error, not one
+    /// per pooled connection).
+    pub(crate) fn discard_idle(&self) {
+        let mut g = self.lock();
+        g.generation = g.generation.wrapping_add(1);
+        let stale = std::mem::take(&mut g.idle);
+        g.open = g.open.saturating_sub(stale.len());
+        drop(g);
+        drop(stale);
+        self.freed.notify_all();
+    }
+
+    /// The schema this pool's connections use.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots
             .lock()

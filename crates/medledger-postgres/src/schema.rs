@@ -1,11 +1,12 @@
 //! The tables, their creation, and schema versioning.
 //!
 //! Everything lives in one PostgreSQL schema (namespace) per ledger, named
-//! by [`crate::PgOptions::schema`]. Version 1:
+//! by [`crate::PgOptions::schema`]. Version 2:
 //!
 //! ```text
 //! schema_version (id smallint PK = 0, version integer)
-//! log_head      (id smallint PK = 0, entries bigint, leaves bigint, hash_alg smallint)
+//! log_head      (id smallint PK = 0, entries bigint, leaves bigint, hash_alg smallint,
+//!                epoch bigint DEFAULT 0)                         the writer epoch (version 2)
 //! entries       (idx bigint PK, body bytea, hashes bytea)        one row per leaf: the entry and the
 //!                                                                node hashes appending it stored
 //! batches       (token bytea PK, start bigint, count integer)    one row per append transaction
@@ -17,10 +18,15 @@
 //!                old bytea NULL, stamp bigint NULL, PK (idx, seq, step))
 //! ```
 //!
+//! Version 2 added `log_head.epoch`, the writer epoch a store that takes
+//! writer turns fences its appends with ([`crate::writer`]); a version 1
+//! schema is migrated in place (`ALTER TABLE … ADD COLUMN`, epoch 0).
+//!
 //! Creation and migration run in one transaction under an advisory lock
 //! keyed by the schema name, so servers starting together do not race. A
 //! version above [`SCHEMA_VERSION`] is refused with
-//! [`Error::SchemaTooNew`]: an older build never writes to a newer layout.
+//! [`Error::SchemaTooNew`]: an older build never writes to a newer layout
+//! (so a build without the fence cannot append to a fenced schema).
 
 use medledger_chain::HashAlg;
 use postgres::Client;
@@ -28,10 +34,11 @@ use postgres::Client;
 use crate::error::{Error, Result, Stage};
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
-/// Version 1's tables (the schema is the connection's `search_path`).
-const V1: &str = "
+/// Version 1's tables (the schema is the connection's `search_path`); a
+/// new schema is created as version 1, then migrated.
+pub(crate) const V1: &str = "
 CREATE TABLE log_head (
     id smallint PRIMARY KEY CHECK (id = 0),
     entries bigint NOT NULL CHECK (entries >= 0),
@@ -79,6 +86,10 @@ CREATE TABLE state_undo (
 );
 ";
 
+/// Version 1 to version 2: the writer epoch.
+const V1_TO_V2: &str =
+    "ALTER TABLE log_head ADD COLUMN epoch bigint NOT NULL DEFAULT 0 CHECK (epoch >= 0)";
+
 fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> Error {
     move |e| Error::from_pg(op, Stage::BeforeCommit, None, e)
 }
@@ -119,9 +130,18 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
                 reason: format!("version {v} was never written by medledger"),
             })
         }
+        Some(1) => {
+            tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
+            tx.execute(
+                "UPDATE schema_version SET version = $1 WHERE id = 0",
+                &[&SCHEMA_VERSION],
+            )
+            .map_err(pg(op))?;
+        }
         Some(_) => {}
         None => {
             tx.batch_execute(V1).map_err(pg(op))?;
+            tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
             tx.execute(
                 "INSERT INTO log_head (id, entries, leaves, hash_alg) VALUES (0, 0, 0, $1)",
                 &[&i16::from(alg.id())],
@@ -146,4 +166,112 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
     }
     tx.commit()
         .map_err(|e| Error::from_pg(op, Stage::Commit, None, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_store::EntryLog;
+
+    /// The test server's URL, or `None` (skipped, said loudly).
+    fn url() -> Option<String> {
+        let url = std::env::var("MEDLEDGER_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        if url.is_none() {
+            eprintln!("\n*** SKIPPED schema migration tests: MEDLEDGER_PG_URL is not set ***\n");
+        }
+        url
+    }
+
+    fn version(c: &mut Client, schema: &str) -> i32 {
+        c.query_one(
+            &format!("SELECT version FROM \"{schema}\".schema_version WHERE id = 0"),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    }
+
+    #[test]
+    fn a_version_1_schema_is_migrated_to_version_2_and_a_newer_one_refused() {
+        let Some(url) = url() else { return };
+        let schema = format!("t_v1_{}", std::process::id());
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .unwrap();
+        // A schema exactly as a version 1 build left it, with two entries
+        // appended through the v1 statements' columns.
+        c.batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
+             {V1}
+             INSERT INTO schema_version (id, version) VALUES (0, 1);"
+        ))
+        .unwrap();
+        c.execute(
+            "INSERT INTO log_head (id, entries, leaves, hash_alg) VALUES (0, 0, 0, $1)",
+            &[&i16::from(HashAlg::Blake3.id())],
+        )
+        .unwrap();
+        let has_epoch = |c: &mut Client| -> bool {
+            c.query_one(
+                "SELECT count(*) FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = 'log_head' AND column_name = 'epoch'",
+                &[&schema],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+                == 1
+        };
+        assert!(!has_epoch(&mut c));
+        c.batch_execute("RESET search_path").unwrap();
+
+        let options = crate::PgOptions {
+            schema: schema.clone(),
+            ..crate::PgOptions::default()
+        };
+        let store = crate::PgStore::open(&url, options.clone()).unwrap();
+        assert_eq!(version(&mut c, &schema), 2);
+        assert!(has_epoch(&mut c));
+        let epoch: i64 = c
+            .query_one(&format!("SELECT epoch FROM \"{schema}\".log_head"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(epoch, 0);
+        // The migrated schema works: appends, and a turn bumps the epoch.
+        assert_eq!(store.entries().append_batch(&[b"a", b"b"]).unwrap(), 0..2);
+        let turn = store.writer().take(std::time::Duration::ZERO).unwrap();
+        assert_eq!((turn.epoch, turn.entries, turn.resumed), (1, 2, false));
+        assert_eq!(store.entries().append(b"c").unwrap(), 2);
+        drop(store);
+        // Opening again leaves version 2 as it is.
+        drop(crate::PgStore::open(&url, options.clone()).unwrap());
+        assert_eq!(version(&mut c, &schema), 2);
+
+        // A version 3 row (a newer build) is refused.
+        c.execute(
+            &format!("UPDATE \"{schema}\".schema_version SET version = 3"),
+            &[],
+        )
+        .unwrap();
+        let e = crate::PgStore::open(&url, options).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::SchemaTooNew {
+                    found: 3,
+                    supported: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .unwrap();
+    }
 }

@@ -73,7 +73,8 @@ pub const MAX_GATHER_WAIT: Duration = Duration::from_millis(2);
 const RECENT_GROUPS: usize = 4;
 
 /// `BEGIN` and the head lock in one round trip.
-const BEGIN_LOCK_HEAD: &str = "BEGIN; SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
+const BEGIN_LOCK_HEAD: &str =
+    "BEGIN; SELECT entries, leaves, epoch FROM log_head WHERE id = 0 FOR UPDATE";
 const SELECT_BATCH: &str = "SELECT start, count FROM batches WHERE token = $1";
 
 /// Names one caller's append in the `batches` table: 16 random bytes.
@@ -97,6 +98,31 @@ impl fmt::Display for BatchToken {
 impl fmt::Debug for BatchToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BatchToken({self})")
+    }
+}
+
+/// The writer epoch this store's appends must find in `log_head`, shared
+/// by its entry log and its writer claims ([`crate::writer`]): unset until
+/// a claim takes a turn, and then every append writes only while the
+/// head's epoch is still the one taken.
+#[derive(Debug, Default)]
+pub(crate) struct Fence(Mutex<Option<u64>>);
+
+impl Fence {
+    /// The epoch appends are fenced with, if any.
+    pub(crate) fn get(&self) -> Option<u64> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fences appends with `epoch` (a turn was taken).
+    pub(crate) fn set(&self, epoch: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(epoch);
     }
 }
 
@@ -156,6 +182,8 @@ pub struct PgEntryLog {
     /// when the head is still at that size (nodes never change, so it is
     /// right whichever process wrote them).
     frontier: Mutex<Option<Frontier>>,
+    /// The writer fence (see [`Fence`]).
+    fence: Arc<Fence>,
 }
 
 /// A tree size and the roots of its complete subtrees.
@@ -205,7 +233,13 @@ impl PgEntryLog {
             queued: Condvar::new(),
             in_flight: AtomicUsize::new(0),
             frontier: Mutex::new(None),
+            fence: Arc::new(Fence::default()),
         }
+    }
+
+    /// The fence this log's appends check, for the store's writer claims.
+    pub(crate) fn fence(&self) -> Arc<Fence> {
+        Arc::clone(&self.fence)
     }
 
     fn lock(&self) -> MutexGuard<'_, Group> {
@@ -363,8 +397,9 @@ impl PgEntryLog {
     fn commit_alone(&self, group: &[Part<'_>], alone: bool) -> Result<u64> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
+        let fence = self.fence.get();
         let speculated = if alone {
-            self.commit_if_head(group)
+            self.commit_if_head(group, fence)
         } else {
             Ok(None)
         };
@@ -375,13 +410,21 @@ impl PgEntryLog {
             Ok(None) | Err(Error::Conflict { .. }) => {
                 self.pool
                     .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
-                        let n = head_length(&rows)?;
-                        self.write_at(conn, n, group, Mode::Locked)?.ok_or_else(|| {
-                            Error::Inconsistent {
+                        let (n, epoch) = head_length(&rows)?;
+                        if let Some(ours) = fence.filter(|ours| *ours != epoch) {
+                            // Another writer took a turn: nothing is
+                            // written (the transaction rolls back).
+                            return Err(Error::WriterFenced {
+                                schema: self.pool.schema().to_owned(),
+                                ours,
+                                current: epoch,
+                            });
+                        }
+                        self.write_at(conn, n, group, Mode::Locked, fence)?
+                            .ok_or_else(|| Error::Inconsistent {
                                 what: "log_head",
                                 reason: "locked head row not updated".into(),
-                            }
-                        })
+                            })
                     })
             }
             Err(e) => Err(e),
@@ -408,7 +451,11 @@ impl PgEntryLog {
 
     /// The one-statement append at the head this process last committed:
     /// `None` if there is none known or another writer moved it.
-    fn commit_if_head(&self, group: &[Part<'_>]) -> Result<Option<(u64, Frontier)>> {
+    fn commit_if_head(
+        &self,
+        group: &[Part<'_>],
+        fence: Option<u64>,
+    ) -> Result<Option<(u64, Frontier)>> {
         let known = self
             .frontier
             .lock()
@@ -421,7 +468,7 @@ impl PgEntryLog {
         let mut pooled = self.pool.get()?;
         let r = pooled
             .conn()
-            .and_then(|conn| self.write_at(conn, n, group, Mode::IfHead));
+            .and_then(|conn| self.write_at(conn, n, group, Mode::IfHead, fence));
         if let Err(e) = &r {
             pooled.saw(e);
         }
@@ -430,13 +477,15 @@ impl PgEntryLog {
 
     /// Computes the nodes of `group` appended at `n` and writes the rows
     /// (see [`entry_rows::write`]); returns the first index and the new
-    /// frontier, or `None` if [`Mode::IfHead`] found the head moved.
+    /// frontier, or `None` if [`Mode::IfHead`] found the head moved (or
+    /// not at the `fence` epoch).
     fn write_at(
         &self,
         conn: &mut Conn,
         n: u64,
         group: &[Part<'_>],
         mode: Mode,
+        fence: Option<u64>,
     ) -> Result<Option<(u64, Frontier)>> {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
@@ -485,6 +534,7 @@ impl PgEntryLog {
             nodes: &new_nodes,
             callers,
             end: to_i64("log_head", end)?,
+            fence: fence.map(|f| to_i64("log_head", f)).transpose()?,
         };
         let written = entry_rows::write(conn, op, batch, &rows, mode)?;
         Ok(written.then_some((n, (end, frontier))))
@@ -536,8 +586,9 @@ impl PgEntryLog {
     }
 }
 
-/// The log length from the locked head row (`entries`, `leaves`, as text).
-fn head_length(head: &[postgres::SimpleQueryRow]) -> Result<u64> {
+/// The log length and writer epoch from the locked head row (`entries`,
+/// `leaves`, `epoch`, as text).
+fn head_length(head: &[postgres::SimpleQueryRow]) -> Result<(u64, u64)> {
     let field = |i: usize| -> Result<i64> {
         head.first()
             .and_then(|r| r.get(i))
@@ -547,14 +598,14 @@ fn head_length(head: &[postgres::SimpleQueryRow]) -> Result<u64> {
                 reason: "no head row".into(),
             })
     };
-    let (entries, leaves) = (field(0)?, field(1)?);
+    let (entries, leaves, epoch) = (field(0)?, field(1)?, field(2)?);
     if entries != leaves {
         return Err(Error::Inconsistent {
             what: "log_head",
             reason: format!("{entries} entries but {leaves} leaves' nodes"),
         });
     }
-    count("log_head", entries)
+    Ok((count("log_head", entries)?, count("log_head", epoch)?))
 }
 
 fn chain_err(e: medledger_chain::Error) -> Error {
