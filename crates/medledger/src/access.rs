@@ -166,6 +166,7 @@ impl<N: NodeStore> Ledger<N> {
         break_glass: Option<&str>,
         op: Op,
     ) -> Result<Record> {
+        let _turn = self.turn(op)?;
         let actor: ActorId = reader.actor();
         // Wrap only to the key registered for the actor the decision is
         // about, never to a key the caller supplies: otherwise a reader

@@ -23,6 +23,7 @@ impl<N: NodeStore> Ledger<N> {
     /// their first allowed read.
     pub fn grant(&self, grant: &SignedGrant) -> Result<GrantId> {
         let op = Op::Grant;
+        let _turn = self.turn(op)?;
         let body = grant.body();
         self.actor(&body.issuer, op)?;
         self.actor(&body.patient, op)?;
@@ -96,6 +97,7 @@ impl<N: NodeStore> Ledger<N> {
     /// members on earlier reads stay in the headers.
     pub fn revoke(&self, revocation: &SignedRevocation) -> Result<u64> {
         let op = Op::Revoke;
+        let _turn = self.turn(op)?;
         let body = revocation.body();
         self.actor(&body.revoker, op)?;
         let target = match body.target {

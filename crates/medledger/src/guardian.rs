@@ -88,6 +88,7 @@ impl<N: NodeStore> Ledger<N> {
         appointment: &SignedGuardianAppointment,
     ) -> Result<AppointmentId> {
         let op = Op::Grant;
+        let _turn = self.turn(op)?;
         let body = appointment.body();
         self.actor(&body.appointer, op)?;
         self.actor(&body.guardian, op)?;

@@ -23,6 +23,7 @@ use medledger_chain::NodeStore;
 use medledger_grants::{Actor, ActorId, SignedMembership};
 
 use crate::error::{At, Error, Op, Result};
+use crate::follow::{change, CHANGED_ACTOR, CHANGED_TRUST, T_CHANGES};
 use crate::ledger::{now_ms, Ledger, MAX_ORGANIZATION_LEN, OBJ_MEMBERSHIP, T_ACTORS, T_TRUSTED};
 
 /// The organization label of the ledger's own (system) audit events.
@@ -73,6 +74,7 @@ impl<N: NodeStore> Ledger<N> {
                 reason: "must be 1 to 64 bytes",
             });
         }
+        let _turn = self.turn(op)?;
         let id = actor.id();
         let mut value = vec![organization.len() as u8];
         value.extend_from_slice(organization.as_bytes());
@@ -88,7 +90,11 @@ impl<N: NodeStore> Ledger<N> {
             .append(self.system_event(op, action, &id)?)
             .at(op)?
             .index;
-        self.commit_state(logged, op, &mut |t| t.put(T_ACTORS, id.as_bytes(), &value))?;
+        let change = change(CHANGED_ACTOR, id.as_bytes());
+        self.commit_state(logged, op, &mut |t| {
+            t.put(T_ACTORS, id.as_bytes(), &value)?;
+            t.put(T_CHANGES, &logged.to_be_bytes(), &change)
+        })?;
         index.register_actor(*actor);
         self.organizations
             .write()
@@ -102,12 +108,15 @@ impl<N: NodeStore> Ledger<N> {
     /// the ledger under the organization's pseudonym.
     pub fn trust_organization(&self, organization: ActorId) -> Result<()> {
         let op = Op::TrustOrganization;
+        let _turn = self.turn(op)?;
         let mut index = self.index_mut();
         index.trust_organization(organization).at(op)?;
         let event = self.system_event(op, Action::Grant, &organization)?;
         let logged = self.audit.append(event).at(op)?.index;
+        let change = change(CHANGED_TRUST, organization.as_bytes());
         self.commit_state(logged, op, &mut |t| {
-            t.put(T_TRUSTED, organization.as_bytes(), &[])
+            t.put(T_TRUSTED, organization.as_bytes(), &[])?;
+            t.put(T_CHANGES, &logged.to_be_bytes(), &change)
         })
     }
 
@@ -118,6 +127,7 @@ impl<N: NodeStore> Ledger<N> {
     /// commitment.
     pub fn add_membership(&self, membership: &SignedMembership) -> Result<()> {
         let op = Op::AddMembership;
+        let _turn = self.turn(op)?;
         let body = membership.body();
         self.actor(&body.organization, op)?;
         self.actor(&body.member, op)?;

@@ -13,10 +13,7 @@ use medledger_audit::{
 use medledger_chain::{
     Checkpoint, Ed25519Signer, HashAlg, LogKey, MemoryNodeStore, NodeStore, Note,
 };
-use medledger_grants::{
-    Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose, RevocationTarget, SignedGrant,
-    SignedGuardianAppointment, SignedMembership, SignedRevocation,
-};
+use medledger_grants::{Actor, ActorId, ActorKind, GrantIndex, LogPosition, Purpose};
 use medledger_store::{
     BlobStore, EmbeddedStore, EntryLog, FileNodeStore, StateStore, StoreOptions,
 };
@@ -26,6 +23,8 @@ use crate::custody::{LedgerKey, Secrets};
 use crate::error::{At, Error, Op, Result};
 use crate::guardian::Guardians;
 use crate::state_commit::StateCommits;
+use crate::state_rows::{load_actor, load_object, Pending};
+use crate::turns::Turns;
 
 /// Number of lock stripes serializing writers of the same record.
 const RECORD_STRIPES: usize = 64;
@@ -41,7 +40,7 @@ pub(crate) const T_CHECKPOINTS: &str = "checkpoints";
 /// `Ledger::append_object`).
 pub(crate) const T_PENDING: &str = "pending-objects";
 /// Log entries read per batch when resolving pending objects on open.
-const PENDING_SCAN_CHUNK: u64 = 4096;
+pub(crate) const PENDING_SCAN_CHUNK: u64 = 4096;
 
 pub(crate) const OBJ_GRANT: u8 = 1;
 pub(crate) const OBJ_MEMBERSHIP: u8 = 2;
@@ -75,15 +74,9 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// Group commit of writes' state rows (see `state_commit`).
     pub(crate) state_commits: StateCommits,
     record_locks: Vec<Mutex<()>>,
-    /// Checked before every logged operation when the ledger's store is
-    /// shared (PostgreSQL: the schema's writer claim).
-    pub(crate) writer: Option<Box<dyn WriterCheck>>,
-}
-
-/// A check that this ledger is still its store's only writer.
-pub(crate) trait WriterCheck: Send + Sync {
-    /// `Ok` while this ledger may write.
-    fn confirm(&self, op: Op) -> Result<()>;
+    /// Turn-taking with the other writers of a shared store (PostgreSQL);
+    /// `None` when this ledger is its store's only writer.
+    pub(crate) turns: Option<Turns>,
 }
 
 impl<N: NodeStore> core::fmt::Debug for Ledger<N> {
@@ -176,7 +169,7 @@ impl<N: NodeStore> Ledger<N> {
             stamp: Mutex::new(stamp),
             state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
-            writer: None,
+            turns: None,
         };
         ledger.restore()?;
         Ok(ledger)
@@ -195,43 +188,14 @@ impl<N: NodeStore> Ledger<N> {
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
             for (_, v) in self.state.scan(T_ACTORS, b"", usize::MAX).at(op)? {
-                let (label, actor) = decode_actor(&v).ok_or(corrupt(T_ACTORS, "bad actor"))?;
-                orgs.insert(actor.id(), label);
-                index.register_actor(actor);
+                load_actor(&mut index, &mut orgs, &v, op)?;
             }
             for (k, _) in self.state.scan(T_TRUSTED, b"", usize::MAX).at(op)? {
                 let id = id_from(&k).ok_or(corrupt(T_TRUSTED, "bad id"))?;
                 index.trust_organization(id).at(op)?;
             }
             for (k, v) in self.state.scan(T_OBJECTS, b"", usize::MAX).at(op)? {
-                let pos = u64_from(&k).ok_or(corrupt(T_OBJECTS, "bad position"))?;
-                let (tag, bytes) = v.split_first().ok_or(corrupt(T_OBJECTS, "empty"))?;
-                let at = LogPosition(pos);
-                match *tag {
-                    OBJ_GRANT => {
-                        index
-                            .add_grant(&SignedGrant::decode(bytes).at(op)?, at)
-                            .at(op)?;
-                    }
-                    OBJ_MEMBERSHIP => {
-                        index
-                            .add_membership(&SignedMembership::decode(bytes).at(op)?, at)
-                            .at(op)?;
-                    }
-                    OBJ_REVOCATION => {
-                        let r = SignedRevocation::decode(bytes).at(op)?;
-                        index.add_revocation(&r, at).at(op)?;
-                        if let RevocationTarget::Appointment(a) = r.body().target {
-                            guardians.revoke(&a, at);
-                        }
-                    }
-                    OBJ_APPOINTMENT => {
-                        let a = SignedGuardianAppointment::decode(bytes).at(op)?;
-                        let id = index.add_appointment(&a, at).at(op)?;
-                        guardians.add(id, a.body(), at);
-                    }
-                    _ => return Err(corrupt(T_OBJECTS, "unknown object tag")),
-                }
+                load_object(&mut index, &mut guardians, &k, &v, op)?;
             }
         }
         for (_, v) in self.state.scan(T_CHECKPOINTS, b"", usize::MAX).at(op)? {
@@ -377,39 +341,45 @@ impl<N: NodeStore> Ledger<N> {
     /// dropped.
     fn resolve_pending(&self) -> Result<()> {
         let op = Op::Open;
-        let corrupt = |reason| Error::CorruptState {
-            op,
-            table: T_PENDING,
-            reason,
-        };
         let len = self.entries.len().at(op)?;
         for (id, v) in self.state.scan(T_PENDING, b"", usize::MAX).at(op)? {
-            let (&tag, rest) = v.split_first().ok_or(corrupt("empty"))?;
-            let (at, bytes) = rest.split_at_checked(8).ok_or(corrupt("short"))?;
-            let at = u64_from(at).ok_or(corrupt("bad position"))?;
-            let id32: [u8; 32] = id.as_slice().try_into().map_err(|_| corrupt("bad id"))?;
-            let mut logged = false;
-            let mut from = at.min(len);
-            while from < len && !logged {
-                let end = len.min(from.saturating_add(PENDING_SCAN_CHUNK));
-                logged =
-                    self.entries.read_range(from..end).at(op)?.iter().any(|e| {
-                        AuditEvent::decode(e).is_ok_and(|e| e.commitment == Some(Id32(id32)))
-                    });
-                from = end;
-            }
-            let mut value = vec![tag];
-            value.extend_from_slice(bytes);
+            let pending = Pending::parse(&id, &v, op)?;
+            let logged = self.commitment_logged(&pending.id, pending.at, len, op)?;
             self.state
                 .transact(None, &mut |t| {
                     if logged {
-                        t.put(T_OBJECTS, &at.to_be_bytes(), &value)?;
+                        t.put(T_OBJECTS, &pending.at.to_be_bytes(), &pending.value)?;
                     }
                     t.delete(T_PENDING, &id).map(|_| ())
                 })
                 .at(op)?;
         }
         Ok(())
+    }
+
+    /// Whether an audit entry in `from..len` commits to `id`.
+    pub(crate) fn commitment_logged(
+        &self,
+        id: &[u8; 32],
+        from: u64,
+        len: u64,
+        op: Op,
+    ) -> Result<bool> {
+        let mut from = from.min(len);
+        while from < len {
+            let end = len.min(from.saturating_add(PENDING_SCAN_CHUNK));
+            let found = self
+                .entries
+                .read_range(from..end)
+                .at(op)?
+                .iter()
+                .any(|e| AuditEvent::decode(e).is_ok_and(|e| e.commitment == Some(Id32(*id))));
+            if found {
+                return Ok(true);
+            }
+            from = end;
+        }
+        Ok(false)
     }
 
     pub(crate) fn record_lock(&self, record: &str) -> MutexGuard<'_, ()> {
@@ -429,15 +399,6 @@ impl<N: NodeStore> Ledger<N> {
             .ok_or(Error::UnknownActor { op, actor: *id })
     }
 
-    /// Checks that this ledger may still write (see [`WriterCheck`]);
-    /// every logged operation passes here before it appends.
-    pub(crate) fn confirm_writer(&self, op: Op) -> Result<()> {
-        match &self.writer {
-            Some(w) => w.confirm(op),
-            None => Ok(()),
-        }
-    }
-
     /// An audit event for `actor` on `patient`'s data.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn event(
@@ -452,7 +413,6 @@ impl<N: NodeStore> Ledger<N> {
         grant_chain: Vec<Id32>,
         emergency: Option<String>,
     ) -> Result<AuditEvent> {
-        self.confirm_writer(op)?;
         let kind = self.actor(actor, op)?.kind();
         let organization = self
             .organizations
@@ -534,13 +494,6 @@ pub(crate) fn u64_from(b: &[u8]) -> Option<u64> {
 
 pub(crate) fn id_from(b: &[u8]) -> Option<ActorId> {
     Some(ActorId(medledger_chain::Hash(b.try_into().ok()?)))
-}
-
-fn decode_actor(v: &[u8]) -> Option<(String, Actor)> {
-    let (len, rest) = v.split_first()?;
-    let (label, actor) = rest.split_at_checked(usize::from(*len))?;
-    let label = core::str::from_utf8(label).ok()?.to_owned();
-    Some((label, Actor::decode(actor).ok()?))
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ mod body;
 mod consent;
 mod custody;
 mod error;
+mod follow;
 mod guardian;
 mod identity;
 mod key_unwrap;
@@ -104,7 +105,9 @@ mod record_state;
 mod share;
 mod share_codec;
 mod state_commit;
+mod state_rows;
 mod streaming;
+mod turns;
 mod verification;
 
 pub use access::{deny_code, Record, UNWRAP_FAILED_CODE};
@@ -114,6 +117,8 @@ pub use error::{Error, Op, Result};
 pub use identity::LEDGER_ORGANIZATION;
 pub use key_unwrap::KeyUnwrapper;
 pub use ledger::{Ledger, MAX_ORGANIZATION_LEN};
+#[cfg(feature = "postgres")]
+pub use postgres::TURN_WAIT;
 pub use record::{NewRecord, Written, MAX_RECORD_ID_LEN};
 pub use share::Imported;
 pub use share_codec::{

@@ -1,23 +1,30 @@
 //! The ledger on PostgreSQL (cargo feature `postgres`): the same [`Ledger`]
 //! over medledger-postgres's implementations of the storage traits.
 //!
-//! Several application servers may share the *store*: PostgreSQL orders
-//! every append into one Merkle tree with no gaps or duplicates. The
-//! facade itself keeps its audit indexes, per-patient `prev` chains, grant
-//! index and checkpoints in process, so **one** `Ledger` writes to a
-//! schema: `open_postgres` claims the schema's writer (a session advisory
-//! lock, [`medledger_postgres::WriterClaim`]), a second `Ledger` on the
-//! schema gets [`crate::Error::LedgerInUse`], and every logged operation
-//! first confirms the claim (one round trip). See the medledger-postgres
-//! README, "Several application servers".
+//! Several application servers may open the same ledger (the same schema)
+//! and write it at once: PostgreSQL orders every append into one Merkle
+//! tree with no gaps or duplicates, and the ledgers take *turns* (see the
+//! crate's `turns` module): each operation runs while its process holds
+//! the schema's writer lock ([`medledger_postgres::WriterClaim`]), and a
+//! process that takes the lock after another wrote first takes in what it
+//! wrote (log entries, grants, revocations, actors, checkpoints). Turns
+//! are handed over between operations, operations of one process share a
+//! turn (and its group commits), and the store fences appends of a
+//! writer whose turn ended. See the medledger-postgres README, "Several
+//! application servers".
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use medledger_postgres::{PgNodeStore, PgOptions, PgStore, WriterClaim};
 
 use crate::error::{At, Error, Op};
-use crate::ledger::WriterCheck;
+use crate::turns::{TurnLock, Turns};
 use crate::{Ledger, LedgerKey, Result, Stores};
+
+/// The longest an operation waits for another process's turn to end
+/// before failing with [`Error::LedgerInUse`].
+pub const TURN_WAIT: Duration = Duration::from_secs(30);
 
 /// Maps the store's claim error to [`Error::LedgerInUse`].
 fn claim_error(op: Op, e: medledger_postgres::Error) -> Error {
@@ -33,9 +40,18 @@ fn claim_error(op: Op, e: medledger_postgres::Error) -> Error {
     }
 }
 
-impl WriterCheck for WriterClaim {
-    fn confirm(&self, op: Op) -> Result<()> {
-        WriterClaim::confirm(self).map_err(|e| claim_error(op, e))
+/// The schema's writer lock as the ledger's turn lock.
+struct PgTurns(WriterClaim);
+
+impl TurnLock for PgTurns {
+    fn take(&self, op: Op) -> Result<u64> {
+        self.0
+            .take(TURN_WAIT)
+            .map(|turn| turn.entries)
+            .map_err(|e| claim_error(op, e))
+    }
+    fn release(&self, op: Op) -> Result<()> {
+        self.0.release().map_err(|e| claim_error(op, e))
     }
 }
 
@@ -56,8 +72,12 @@ impl Ledger<PgNodeStore> {
     /// (creating its schema on first use), unsealing its secrets with
     /// `key`. `url` is a `postgresql://` URL or a `key=value` connection
     /// string; `options.schema` names the schema holding this ledger.
-    /// Claims the schema's writer first: [`Error::LedgerInUse`] while
-    /// another `Ledger` has it open.
+    ///
+    /// Other processes may have the same ledger open: opening takes a turn
+    /// (waiting at most [`TURN_WAIT`] for another process's turn to end,
+    /// else [`Error::LedgerInUse`]) so that it reads a state no operation
+    /// is half-way through, and every operation of the returned ledger
+    /// takes turns with theirs.
     pub fn open_postgres(
         url: &str,
         options: PgOptions,
@@ -68,9 +88,15 @@ impl Ledger<PgNodeStore> {
         let store = PgStore::open(url, options)
             .map_err(medledger_store::Error::from)
             .at(op)?;
-        let claim = store.claim_writer().map_err(|e| claim_error(op, e))?;
-        let mut ledger = Ledger::with_stores(Stores::postgres(&store).at(op)?, origin, key)?;
-        ledger.writer = Some(Box::new(claim));
+        let turns = PgTurns(store.writer());
+        turns.take(op)?;
+        let opened = Stores::postgres(&store)
+            .at(op)
+            .and_then(|stores| Ledger::with_stores(stores, origin, key));
+        let released = turns.release(op);
+        let mut ledger = opened?;
+        released?;
+        ledger.turns = Some(Turns::new(Box::new(turns)));
         Ok(ledger)
     }
 }

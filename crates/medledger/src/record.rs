@@ -241,6 +241,7 @@ impl<N: NodeStore> Ledger<N> {
     /// is logged as a denied Erase event.
     pub fn erase(&self, actor: &ActorId, record: &str) -> Result<u64> {
         let op = Op::Erase;
+        let _turn = self.turn(op)?;
         self.actor(actor, op)?;
         let _guard = self.record_lock(record);
         let mut st = self.record_state(record, op)?;

@@ -103,6 +103,7 @@ impl<N: NodeStore> Ledger<N> {
     /// in another log was set or changed.
     pub fn trust_log(&self, log: &LogKey, witnesses: &[NoteVerifier], quorum: usize) -> Result<()> {
         let op = Op::TrustOrganization;
+        let _turn = self.turn(op)?;
         Policy::new(log.clone(), witnesses.to_vec(), quorum).at(op)?;
         let mut text = format!(
             "{}\n{}\n{}\n",
@@ -178,6 +179,7 @@ impl<N: NodeStore> Ledger<N> {
         purpose: Purpose,
     ) -> Result<Vec<u8>> {
         let op = Op::ShareExport;
+        let _turn = self.turn(op)?;
         let recipient_key = x25519_of(&self.actor(recipient, op)?);
         let written = self.version_state(record, version, op)?;
         let receipt = self.audit.receipt(written.event).at(op)?;
@@ -333,6 +335,7 @@ impl<N: NodeStore> Ledger<N> {
         local_id: &str,
     ) -> Result<Imported> {
         let op = Op::ShareImport;
+        let _turn = self.turn(op)?;
         let fail = |reason| share_err(op, reason);
         let pkg = SharePackage::decode(package).map_err(fail)?;
         if recipient.actor() != pkg.recipient {

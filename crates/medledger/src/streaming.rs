@@ -213,6 +213,7 @@ impl<N: NodeStore> Ledger<N> {
         op: Op,
         provenance: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Written> {
+        let _turn = self.turn(op)?;
         let bad = |what, reason| Error::InvalidInput { op, what, reason };
         if rec.id.is_empty() || rec.id.len() > MAX_RECORD_ID_LEN {
             return Err(bad("record id", "must be 1 to 64 bytes"));
@@ -447,6 +448,7 @@ impl<N: NodeStore> Ledger<N> {
         out: &mut dyn Write,
     ) -> Result<StreamedRead> {
         let op = Op::Read;
+        let _turn = self.turn(op)?;
         let actor = reader.actor();
         // Wrap only to the key registered for the actor (see `read`).
         let reader_key = x25519_of(&self.actor(&actor, op)?);

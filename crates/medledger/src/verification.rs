@@ -44,7 +44,7 @@ impl<N: NodeStore> Ledger<N> {
         witnesses: &[&Witness<W>],
     ) -> Result<IssuedCheckpoint> {
         let op = Op::Checkpoint;
-        self.confirm_writer(op)?;
+        let _turn = self.turn(op)?;
         let _guard = self
             .checkpoint_lock
             .lock()
@@ -68,6 +68,7 @@ impl<N: NodeStore> Ledger<N> {
     /// by anyone but them or their guardian.
     pub fn disclosure_report(&self, patient: &ActorId) -> Result<Vec<Disclosure>> {
         let op = Op::Report;
+        let _turn = self.turn(op)?;
         let pk = self.pseudonyms.patient_key(patient.as_bytes()).at(op)?;
         let events = self.audit.patient_events(&pk).at(op)?;
         Ok(disclosures(events.iter().map(|(i, e)| (*i, e))))
@@ -77,6 +78,7 @@ impl<N: NodeStore> Ledger<N> {
     /// revocations, allowed and denied accesses, erasures).
     pub fn patient_events(&self, patient: &ActorId) -> Result<Vec<(u64, AuditEvent)>> {
         let op = Op::Report;
+        let _turn = self.turn(op)?;
         let pk = self.pseudonyms.patient_key(patient.as_bytes()).at(op)?;
         self.audit.patient_events(&pk).at(op)
     }
@@ -88,6 +90,7 @@ impl<N: NodeStore> Ledger<N> {
     /// [`Ledger::log_key`] and witnesses.
     pub fn export_patient(&self, patient: &ActorId) -> Result<String> {
         let op = Op::Export;
+        let _turn = self.turn(op)?;
         let n = self.audit.checkpoints().len();
         let last = n.checked_sub(1).ok_or(Error::NoCheckpoint { op })?;
         let pk = self.pseudonyms.patient_key(patient.as_bytes()).at(op)?;
@@ -106,6 +109,7 @@ impl<N: NodeStore> Ledger<N> {
     /// ciphertext against the blinded commitment in its log entry.
     pub fn verify(&self) -> Result<VerifyReport> {
         let op = Op::Verify;
+        let _turn = self.turn(op)?;
         let fail = |what: String| Error::VerificationFailed { op, what };
         let len = self.entries.len().at(op)?;
         let mut tree = MerkleLog::in_memory(self.audit.alg());

@@ -177,34 +177,188 @@ fn a_wrong_ledger_key_is_refused_on_postgres() {
     drop_schema(&url, &schema);
 }
 
+fn open_pair(url: &str, tag: &str, key: u8) -> (Clinic<PgNodeStore>, Ledger<PgNodeStore>, String) {
+    let opts = options(tag);
+    let schema = opts.schema.clone();
+    let key = LedgerKey::from_bytes([key; 32]);
+    let a = clinic(Ledger::open_postgres(url, opts.clone(), ORIGIN, &key).unwrap());
+    let b = Ledger::open_postgres(url, opts, ORIGIN, &key).unwrap();
+    (a, b, schema)
+}
+
+/// Every event of the patient names the one before it as its `prev`.
+fn assert_chained(events: &[(u64, medledger::audit::AuditEvent)]) {
+    let mut prev = None;
+    for (i, e) in events {
+        assert_eq!(e.prev_for_patient, prev, "event {i}");
+        prev = Some(*i);
+    }
+}
+
 #[test]
-fn one_writing_ledger_per_schema() {
-    let Some(url) = url("postgres::one_writing_ledger_per_schema") else {
+fn two_ledgers_on_one_schema_take_turns_and_see_each_others_work() {
+    let Some(url) = url("postgres::two_ledgers_on_one_schema_take_turns_and_see_each_others_work")
+    else {
         return;
     };
-    let opts = options("writer");
-    let schema = opts.schema.clone();
-    let key = LedgerKey::from_bytes([4; 32]);
-    let first = Ledger::open_postgres(&url, opts.clone(), ORIGIN, &key).unwrap();
-    let patient = actor(&first, ActorKind::Patient, "patients");
-    first
-        .write(&record("Observation/1", &patient, &patient, b"one"))
-        .unwrap();
-    // A second writer on the same schema is refused before it reads or
-    // writes anything; another schema is independent.
-    match Ledger::open_postgres(&url, opts.clone(), ORIGIN, &key) {
-        Err(Error::LedgerInUse { op, store }) => {
-            assert_eq!(op, medledger::Op::Open);
-            assert!(store.contains(&schema), "{store}");
-        }
-        other => panic!("expected LedgerInUse, got {other:?}"),
-    }
-    let other_opts = options("writer2");
-    let other_schema = other_opts.schema.clone();
-    drop(Ledger::open_postgres(&url, other_opts, ORIGIN, &key).unwrap());
+    let (a, b, schema) = open_pair(&url, "turns", 4);
+    let w = &a;
 
-    // The claim's session is killed: the next operation takes the claim
-    // again (nobody else holds it) and writing goes on.
+    // A writes and grants; B (opened before the grant) decides with it.
+    write(w, "Observation/1", b"written through A");
+    assert_eq!(
+        denied(b.read(&w.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+    let gid = grant_to(w, &w.doctor);
+    assert_eq!(
+        &b.read(&w.doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"written through A"
+    );
+    // A revokes; B refuses at once.
+    w.ledger
+        .revoke(&revocation(&w.patient, RevocationTarget::Grant(gid)))
+        .unwrap();
+    assert_eq!(
+        denied(b.read(&w.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::Revoked
+    );
+    // B writes a new version; A reads it. The emergency role and the
+    // trusted hospital A loaded hold on B.
+    let v2 = b
+        .write(&record(
+            "Observation/1",
+            &w.patient,
+            &w.patient,
+            b"v2 through B",
+        ))
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(
+        &w.ledger
+            .read(&w.patient, "Observation/1", Purpose::PatientRequest)
+            .unwrap()
+            .body[..],
+        b"v2 through B"
+    );
+    assert!(
+        b.emergency_read(&w.er, "Observation/1", "patient unconscious")
+            .unwrap()
+            .emergency
+    );
+    // An actor registered through B is known to A.
+    let nurse = actor(&b, ActorKind::Clinician, "st-luke");
+    assert_eq!(
+        denied(w.ledger.read(&nurse, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+
+    // Checkpoints chain across the two, with one witness.
+    let witness = witness("w.example", &w.ledger);
+    let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
+    b.write(&record(
+        "Observation/2",
+        &w.patient,
+        &w.patient,
+        b"after cp1",
+    ))
+    .unwrap();
+    let cp2 = b.checkpoint(&[&witness]).unwrap();
+    assert_eq!(
+        cp2.checkpoint.chain.and_then(|l| l.prev),
+        Some(cp1.checkpoint.hash())
+    );
+    // Both see one history: the same events, one chain per patient.
+    let from_a = w.ledger.patient_events(&w.patient.id()).unwrap();
+    let from_b = b.patient_events(&w.patient.id()).unwrap();
+    assert_eq!(from_a, from_b);
+    assert_chained(&from_a);
+    assert_eq!(w.ledger.size(), b.size());
+    // B's export verifies offline and is complete.
+    let json = b.export_patient(&w.patient.id()).unwrap();
+    let exported = verify_export(json.as_bytes(), &policy(&b, &witness)).unwrap();
+    assert!(exported.complete);
+    assert_eq!(exported.events.len(), from_b.len(), "every event under cp2");
+    let ra = w.ledger.verify().unwrap();
+    let rb = b.verify().unwrap();
+    assert_eq!(
+        (ra.entries, ra.checkpoints, ra.versions),
+        (rb.entries, 2, 3)
+    );
+    drop(a);
+    drop(b);
+    drop_schema(&url, &schema);
+}
+
+#[test]
+fn two_ledgers_write_at_once_into_one_history() {
+    let Some(url) = url("postgres::two_ledgers_write_at_once_into_one_history") else {
+        return;
+    };
+    let (a, b, schema) = open_pair(&url, "concurrent", 5);
+    let b = std::sync::Arc::new(b);
+    let a = std::sync::Arc::new(a);
+    const PER_THREAD: usize = 6;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (a, b) = (a.clone(), b.clone());
+            std::thread::spawn(move || {
+                for n in 0..PER_THREAD {
+                    let id = format!("Observation/{t}-{n}");
+                    let body = format!("body {t}-{n}");
+                    let rec = record(&id, &a.patient, &a.patient, body.as_bytes());
+                    // Threads 0 and 1 write through A, 2 and 3 through B,
+                    // and each reads back through the other ledger.
+                    let (mine, theirs) = if t < 2 {
+                        (&a.ledger, &*b)
+                    } else {
+                        (&*b, &a.ledger)
+                    };
+                    mine.write(&rec).unwrap();
+                    let read = theirs
+                        .read(&a.patient, &id, Purpose::PatientRequest)
+                        .unwrap();
+                    assert_eq!(read.body[..], *body.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let from_a = a.ledger.patient_events(&a.patient.id()).unwrap();
+    let from_b = b.patient_events(&a.patient.id()).unwrap();
+    assert_eq!(from_a, from_b);
+    assert_chained(&from_a);
+    // Every write and every read, once each.
+    let writes = from_a
+        .iter()
+        .filter(|(_, e)| e.action == medledger::audit::Action::Create && e.record.is_some())
+        .count();
+    assert_eq!(writes, 4 * PER_THREAD);
+    assert_eq!(
+        a.ledger.records_of(&a.patient.id()).unwrap().len(),
+        4 * PER_THREAD
+    );
+    let (ra, rb) = (a.ledger.verify().unwrap(), b.verify().unwrap());
+    assert_eq!(ra, rb);
+    assert_eq!(ra.versions, 4 * PER_THREAD as u64);
+    drop(a);
+    drop(b);
+    drop_schema(&url, &schema);
+}
+
+#[test]
+fn a_ledger_whose_writer_session_dies_goes_on_writing() {
+    let Some(url) = url("postgres::a_ledger_whose_writer_session_dies_goes_on_writing") else {
+        return;
+    };
+    let (a, b, schema) = open_pair(&url, "killed", 6);
+    write(&a, "Observation/1", b"one");
+    // Kill every writer session (A's and B's): the next operations take
+    // turns again on new sessions, and nothing is lost.
     let mut admin = url
         .parse::<medledger::pg::postgres::Config>()
         .unwrap()
@@ -219,15 +373,23 @@ fn one_writing_ledger_per_schema() {
         .unwrap()
         .get(0);
     assert!(killed >= 1);
-    first
-        .write(&record("Observation/2", &patient, &patient, b"two"))
+    write(&a, "Observation/2", b"two");
+    b.write(&record("Observation/3", &a.patient, &a.patient, b"three"))
         .unwrap();
-
-    // Once the first is dropped, the schema opens again with everything.
-    drop(first);
-    let second = Ledger::open_postgres(&url, opts, ORIGIN, &key).unwrap();
-    assert_eq!(second.verify().unwrap().versions, 2);
-    drop(second);
+    drop(a);
+    drop(b);
+    let key = LedgerKey::from_bytes([6; 32]);
+    let again = Ledger::open_postgres(
+        &url,
+        PgOptions {
+            schema: schema.clone(),
+            ..PgOptions::default()
+        },
+        ORIGIN,
+        &key,
+    )
+    .unwrap();
+    assert_eq!(again.verify().unwrap().versions, 3);
+    drop(again);
     drop_schema(&url, &schema);
-    drop_schema(&url, &other_schema);
 }

@@ -1,0 +1,129 @@
+//! Catching up with the other writers of a shared store at the start of a
+//! turn (see [`crate::turns`]).
+//!
+//! Everything a ledger keeps in memory is derived from the log and from
+//! state rows written after their log entries:
+//!
+//! | in memory | taken in from |
+//! |---|---|
+//! | tree, audit indexes, patient chains, checkpoints | the new entries ([`medledger_audit::AuditLog::follow`]) |
+//! | grants, memberships, revocations, appointments | `objects` rows keyed by a log position in the new range |
+//! | actors and their labels, trusted organizations | `changes` rows keyed by the new entries' indexes |
+//!
+//! A writer finishes an operation's state rows before its turn ends, so
+//! they are there when the next writer takes its turn. One exception: a
+//! writer that lost its lock mid-operation (its database session died).
+//! Its signed object is then still in `pending-objects` (made durable
+//! before its entry); if the entry is in the log, catch-up adopts the
+//! object as open would. `pending-objects` is read before `objects`, so an
+//! object whose row moves from one to the other meanwhile is seen in one
+//! of them.
+
+use medledger_chain::NodeStore;
+
+use crate::error::{At, Error, Op, Result};
+use crate::ledger::{id_from, Ledger, T_ACTORS, T_OBJECTS, T_PENDING};
+use crate::state_rows::{load_actor, load_object, Pending};
+use crate::turns::TurnGuard;
+
+/// State table `changes`: one row per operation that changed an actor's
+/// registration or an organization's trust, keyed by its entry's
+/// big-endian log index; value: a kind byte, then the 32-byte actor id.
+pub(crate) const T_CHANGES: &str = "changes";
+/// A `changes` row for an actor registration (`actors` row).
+pub(crate) const CHANGED_ACTOR: u8 = 1;
+/// A `changes` row for a trusted organization (`trusted` row).
+pub(crate) const CHANGED_TRUST: u8 = 2;
+
+/// The `changes` value of kind `kind` for `id`.
+pub(crate) fn change(kind: u8, id: &[u8; 32]) -> [u8; 33] {
+    let mut v = [0u8; 33];
+    let (k, rest) = v.split_at_mut(1);
+    k.copy_from_slice(&[kind]);
+    rest.copy_from_slice(id);
+    v
+}
+
+impl<N: NodeStore> Ledger<N> {
+    /// Runs the calling operation in this ledger's turn (see
+    /// [`crate::turns`]); free when the store is not shared.
+    pub(crate) fn turn(&self, op: Op) -> Result<TurnGuard<'_>> {
+        match &self.turns {
+            None => Ok(TurnGuard::none()),
+            Some(turns) => turns.enter(op, &|len| self.catch_up(len, op)),
+        }
+    }
+
+    /// Takes in what other writers did up to log length `len`.
+    fn catch_up(&self, len: u64, op: Op) -> Result<()> {
+        let from = self.audit.size();
+        if len == from {
+            return Ok(());
+        }
+        let pending = self.state.scan(T_PENDING, b"", usize::MAX).at(op)?;
+        self.audit.follow(len).at(op)?;
+        for (id, v) in pending {
+            let p = Pending::parse(&id, &v, op)?;
+            if p.at >= len || !self.commitment_logged(&p.id, p.at.max(from), len, op)? {
+                // Not logged (yet): whoever wrote it resolves it, or the
+                // next open does.
+                continue;
+            }
+            self.state
+                .transact(None, &mut |t| {
+                    t.put(T_OBJECTS, &p.at.to_be_bytes(), &p.value)?;
+                    t.delete(T_PENDING, &id).map(|_| ())
+                })
+                .at(op)?;
+        }
+        let (lo, hi) = (from.to_be_bytes(), len.to_be_bytes());
+        let changes = self
+            .state
+            .scan_range(T_CHANGES, &lo, &hi, usize::MAX)
+            .at(op)?;
+        let objects = self
+            .state
+            .scan_range(T_OBJECTS, &lo, &hi, usize::MAX)
+            .at(op)?;
+        let corrupt = |reason| Error::CorruptState {
+            op,
+            table: T_CHANGES,
+            reason,
+        };
+        let mut index = self.index_mut();
+        let mut guardians = self.guardians_mut();
+        let mut orgs = self
+            .organizations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for (_, v) in changes {
+            let (kind, id) = v.split_first().ok_or(corrupt("empty"))?;
+            let id = id_from(id).ok_or(corrupt("bad id"))?;
+            match *kind {
+                CHANGED_ACTOR => {
+                    let row = self.state.get(T_ACTORS, id.as_bytes()).at(op)?;
+                    let row = row.ok_or(corrupt("actor row missing"))?;
+                    load_actor(&mut index, &mut orgs, &row, op)?;
+                }
+                CHANGED_TRUST => index.trust_organization(id).at(op)?,
+                _ => return Err(corrupt("unknown kind")),
+            }
+        }
+        for (k, v) in objects {
+            load_object(&mut index, &mut guardians, &k, &v, op)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_rows_are_kind_then_id() {
+        let v = change(CHANGED_TRUST, &[7; 32]);
+        assert_eq!(v[0], 2);
+        assert_eq!(&v[1..], &[7; 32]);
+    }
+}
