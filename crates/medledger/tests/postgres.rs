@@ -393,3 +393,55 @@ fn a_ledger_whose_writer_session_dies_goes_on_writing() {
     drop(again);
     drop_schema(&url, &schema);
 }
+
+#[test]
+fn a_grant_whose_writer_lost_its_turn_before_storing_it_is_adopted() {
+    let Some(url) =
+        url("postgres::a_grant_whose_writer_lost_its_turn_before_storing_it_is_adopted")
+    else {
+        return;
+    };
+    use medledger::store::StateStore;
+    let (a, b, schema) = open_pair(&url, "adopt", 7);
+    let w = &a;
+    write(w, "Observation/1", b"one");
+    let gid = grant_to(w, &w.doctor);
+    // Put the grant back where it is between its log entry and its state
+    // row: in `pending-objects` (as A left it had its session died there).
+    let store = medledger::pg::PgStore::open(
+        &url,
+        PgOptions {
+            schema: schema.clone(),
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    let state = store.state();
+    let (at, value) = state
+        .scan("objects", b"", usize::MAX)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let (tag, bytes) = value.split_first().unwrap();
+    let mut pending = vec![*tag];
+    pending.extend_from_slice(&at);
+    pending.extend_from_slice(bytes);
+    let id = gid.0.as_bytes().to_vec();
+    state
+        .transact(None, &mut |t| {
+            t.delete("objects", &at)?;
+            t.put("pending-objects", &id, &pending)
+        })
+        .unwrap();
+    // B's next turn finds the grant's event in the log and adopts it.
+    assert_eq!(
+        &b.read(&w.doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"one"
+    );
+    assert!(state.get("pending-objects", &id).unwrap().is_none());
+    assert_eq!(state.get("objects", &at).unwrap(), Some(value));
+    drop((a, b, store));
+    drop_schema(&url, &schema);
+}
