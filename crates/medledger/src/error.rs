@@ -106,10 +106,10 @@ pub enum Error {
         #[source]
         source: medledger_audit::Error,
     },
-    /// Another `Ledger` writes to this ledger's shared store (PostgreSQL:
-    /// another process holds the schema's writer claim); run one writing
-    /// `Ledger` per schema.
-    #[error("{op}: another ledger writes to {store}")]
+    /// Another `Ledger` on this ledger's shared store (PostgreSQL: another
+    /// process) kept its turn longer than this operation would wait for it
+    /// (`TURN_WAIT`); nothing was done. Safe to retry.
+    #[error("{op}: another ledger kept its turn on {store}")]
     LedgerInUse {
         /// The operation.
         op: Op,
