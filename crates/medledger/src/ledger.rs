@@ -218,7 +218,8 @@ impl<N: NodeStore> Ledger<N> {
         &self.origin
     }
 
-    /// Number of entries in the log.
+    /// Number of entries in the log (on a shared store: as of this
+    /// ledger's last turn).
     pub fn size(&self) -> u64 {
         self.audit.size()
     }
@@ -230,7 +231,8 @@ impl<N: NodeStore> Ledger<N> {
     }
 
     /// The underlying audit log (queries: actor activity, time ranges,
-    /// pending emergency reviews, receipts).
+    /// pending emergency reviews, receipts); on a shared store, as of this
+    /// ledger's last turn.
     pub fn audit_log(&self) -> &AuditLog<N> {
         &self.audit
     }
