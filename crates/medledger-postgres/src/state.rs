@@ -233,6 +233,34 @@ impl PgStateStore {
         Ok(r?)
     }
 
+    /// The `(key, value)` rows a scan query returns, values checked.
+    fn pairs(
+        &self,
+        table: &str,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> medledger_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let op = "scan state";
+        let rows = self.read(op, |conn| {
+            let s = conn.prepare(op, sql)?;
+            let rows = conn.client.query(&s, params).map_err(pg(op))?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<_, Vec<u8>>(0).map_err(pg(op))?,
+                        r.try_get::<_, Vec<u8>>(1).map_err(pg(op))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = unwrap_value(table, &k, &v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
     /// Writes the journal of a stamped transaction and the new stamp.
     fn finish_stamped(conn: &mut Conn, index: u64, seq: i64, journal: &[Undo]) -> Result<()> {
         let op = "write undo journal";
@@ -357,36 +385,10 @@ impl StateStore for PgStateStore {
     ) -> medledger_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         check_table(table)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.read("scan state", |conn| {
-            let rows = match prefix_end(prefix) {
-                Some(end) => {
-                    let s = conn.prepare("scan state", SCAN_TO)?;
-                    conn.client
-                        .query(&s, &[&table, &prefix, &end, &limit])
-                        .map_err(pg("scan state"))?
-                }
-                None => {
-                    let s = conn.prepare("scan state", SCAN_FROM)?;
-                    conn.client
-                        .query(&s, &[&table, &prefix, &limit])
-                        .map_err(pg("scan state"))?
-                }
-            };
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<_, Vec<u8>>(0).map_err(pg("scan state"))?,
-                        r.try_get::<_, Vec<u8>>(1).map_err(pg("scan state"))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let v = unwrap_value(table, &k, &v)?;
-                Ok((k, v))
-            })
-            .collect()
+        match prefix_end(prefix) {
+            Some(end) => self.pairs(table, SCAN_TO, &[&table, &prefix, &end, &limit]),
+            None => self.pairs(table, SCAN_FROM, &[&table, &prefix, &limit]),
+        }
     }
 
     fn scan_range(
@@ -401,27 +403,7 @@ impl StateStore for PgStateStore {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.read("scan state range", |conn| {
-            let s = conn.prepare("scan state range", SCAN_TO)?;
-            let rows = conn
-                .client
-                .query(&s, &[&table, &start, &end, &limit])
-                .map_err(pg("scan state range"))?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<_, Vec<u8>>(0).map_err(pg("scan state range"))?,
-                        r.try_get::<_, Vec<u8>>(1).map_err(pg("scan state range"))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                let v = unwrap_value(table, &k, &v)?;
-                Ok((k, v))
-            })
-            .collect()
+        self.pairs(table, SCAN_TO, &[&table, &start, &end, &limit])
     }
 
     fn transact(

@@ -117,6 +117,39 @@ pub enum StateCheck {
 }
 
 impl RedbStateStore {
+    /// Up to `limit` checked `(key, value)` rows of `table` in `range`,
+    /// stopping at the first key `within` refuses.
+    fn pairs<'a>(
+        &self,
+        table: &str,
+        range: impl std::ops::RangeBounds<&'a [u8]>,
+        within: &dyn Fn(&[u8]) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let name = table_name(table)?;
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err("begin state read"))?;
+            let t = match txn.open_table(Bytes::new(&name)) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db_err("open state table")(e)),
+            };
+            let mut out = Vec::new();
+            for item in t.range::<&[u8]>(range).map_err(db_err("scan state"))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = item.map_err(db_err("scan state"))?;
+                let key = k.value();
+                if !within(key) {
+                    break;
+                }
+                out.push((key.to_vec(), unwrap_value(table, key, v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
     /// Opens or creates the database at `path`; with `verify`, runs redb's
     /// full integrity check (reads every page).
     pub(crate) fn open(path: &Path, verify: bool, lock: Arc<File>) -> Result<(Self, StateCheck)> {
@@ -325,28 +358,7 @@ impl StateStore for RedbStateStore {
     }
 
     fn scan(&self, table: &str, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let name = table_name(table)?;
-        guarded(|| {
-            let txn = self.db.begin_read().map_err(db_err("begin state read"))?;
-            let t = match txn.open_table(Bytes::new(&name)) {
-                Ok(t) => t,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(db_err("open state table")(e)),
-            };
-            let mut out = Vec::new();
-            for item in t.range::<&[u8]>(prefix..).map_err(db_err("scan state"))? {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, v) = item.map_err(db_err("scan state"))?;
-                let key = k.value();
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                out.push((key.to_vec(), unwrap_value(table, key, v.value())?));
-            }
-            Ok(out)
-        })
+        self.pairs(table, prefix.., &|key| key.starts_with(prefix), limit)
     }
 
     fn scan_range(
@@ -356,28 +368,11 @@ impl StateStore for RedbStateStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let name = table_name(table)?;
         if start >= end {
+            table_name(table)?;
             return Ok(Vec::new());
         }
-        guarded(|| {
-            let txn = self.db.begin_read().map_err(db_err("begin state read"))?;
-            let t = match txn.open_table(Bytes::new(&name)) {
-                Ok(t) => t,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(db_err("open state table")(e)),
-            };
-            let mut out = Vec::new();
-            for item in t.range::<&[u8]>(start..end).map_err(db_err("scan state"))? {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, v) = item.map_err(db_err("scan state"))?;
-                let key = k.value();
-                out.push((key.to_vec(), unwrap_value(table, key, v.value())?));
-            }
-            Ok(out)
-        })
+        self.pairs(table, start..end, &|_| true, limit)
     }
 
     fn transact(
