@@ -1,6 +1,8 @@
-//! Writing one append's rows: its `entries` (each with its node hashes),
-//! its callers' `batches` rows and the new `log_head`, in one statement
-//! (`INSERT … SELECT * FROM unnest(…)` in data-modifying `WITH` clauses).
+//! Writing one append's rows: its `entries` (`idx`, `body`), the runs of
+//! node hashes it stores in `nodes` (see [`crate::nodes`]: a few rows per
+//! append, not a hash column in each entry row), its callers' `batches`
+//! rows and the new `log_head`, in one statement (`INSERT … SELECT … FROM
+//! unnest(…)` in data-modifying `WITH` clauses).
 //!
 //! Two ways to run it:
 //!
@@ -28,26 +30,38 @@
 //! large batches: its server CPU per 1,000 rows was no lower than this
 //! `INSERT`'s (4.6 ms against 4.5 ms, `log_statement_stats`) and it needs
 //! two more round trips, so it is not used.
+//!
+//! The entry rows have the shape of a plain `(idx bigint, body bytea)`
+//! table: the indexes are `first + ordinality` on the server (one bigint
+//! sent, not an array), and the node hashes go to
+//! [`NODES_PER_ROW`](crate::nodes::NODES_PER_ROW)-hash
+//! rows of `nodes`, 9 rows for 1,000 entries. Measured on the dev VM
+//! (statements alone, median of 100 interleaved, one run): 1,000 entries
+//! with a hash column per row 11.4 ms, with 9 `nodes` rows 9.9 ms, a raw
+//! `(idx, body)` insert 8.3 ms; WAL per batch 460 KB, 461 KB and 395 KB.
 
 use medledger_chain::{Hash, NodeId};
 
 use crate::error::{Error, Result, Stage};
-use crate::nodes::groups;
+use crate::nodes::runs;
 use crate::pool::Conn;
 
 /// Every write of an append in one statement, under the head lock: the
-/// entries with their node hashes, the callers' `batches` rows, the head.
-const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])), \
-     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($4::bytea[], $5::bigint[], $6::integer[])) \
-     UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0";
+/// entries (`$1` bodies at `$2`, `$2 + 1`, …), the node runs (`$3`
+/// positions, `$4` bytes), the callers' `batches` rows, the head (`$8`).
+const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body) SELECT $2::bigint + i - 1, v FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, i)), \
+     n AS (INSERT INTO nodes (pos, hashes) SELECT * FROM unnest($3::bigint[], $4::bytea[])), \
+     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($5::bytea[], $6::bigint[], $7::integer[])) \
+     UPDATE log_head SET entries = $8, leaves = $8 WHERE id = 0";
 /// The same writes as one self-committing statement, only if the head
-/// still says `$8` and, when `$9` (the writer fence) is not NULL, its
+/// still says `$2` and, when `$9` (the writer fence) is not NULL, its
 /// epoch is `$9` (locked first; see the module docs and
 /// [`crate::writer`]).
-const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $8 AND leaves = $8 AND ($9::bigint IS NULL OR epoch = $9) FOR UPDATE), \
-     e AS (INSERT INTO entries (idx, body, hashes) SELECT i, v, x FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS t(i, v, x) WHERE EXISTS (SELECT 1 FROM h)), \
-     b AS (INSERT INTO batches (token, start, count) SELECT k, s, c FROM unnest($4::bytea[], $5::bigint[], $6::integer[]) AS u(k, s, c) WHERE EXISTS (SELECT 1 FROM h)) \
-     UPDATE log_head SET entries = $7, leaves = $7 WHERE id = 0 AND EXISTS (SELECT 1 FROM h)";
+const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $2 AND leaves = $2 AND ($9::bigint IS NULL OR epoch = $9) FOR UPDATE), \
+     e AS (INSERT INTO entries (idx, body) SELECT $2::bigint + i - 1, v FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, i) WHERE EXISTS (SELECT 1 FROM h)), \
+     n AS (INSERT INTO nodes (pos, hashes) SELECT p, x FROM unnest($3::bigint[], $4::bytea[]) AS m(p, x) WHERE EXISTS (SELECT 1 FROM h)), \
+     b AS (INSERT INTO batches (token, start, count) SELECT k, s, c FROM unnest($5::bytea[], $6::bigint[], $7::integer[]) AS u(k, s, c) WHERE EXISTS (SELECT 1 FROM h)) \
+     UPDATE log_head SET entries = $8, leaves = $8 WHERE id = 0 AND EXISTS (SELECT 1 FROM h)";
 
 /// The `batches` rows of one transaction, one per caller.
 #[derive(Default)]
@@ -109,24 +123,25 @@ pub(crate) fn write(
         Mode::IfHead => (WRITE_IF_HEAD, Stage::Commit),
     };
     let stmt = conn.prepare(op, sql)?;
-    let (idx, hashes): (Vec<i64>, Vec<Vec<u8>>) = groups(rows.nodes)?.into_iter().unzip();
-    if idx.len() != rows.bodies.len() || idx.first() != Some(&rows.first) {
+    let first = u64::try_from(rows.first).map_err(|_| mismatch())?;
+    let (positions, hashes) = runs(first, rows.bodies.len() as u64, rows.nodes)?;
+    if rows.end.checked_sub(rows.first) != i64::try_from(rows.bodies.len()).ok() {
         return Err(mismatch());
     }
     let c = &rows.callers;
     let params: [&(dyn postgres::types::ToSql + Sync); 9] = [
-        &idx,
         &rows.bodies,
+        &rows.first,
+        &positions,
         &hashes,
         &c.tokens,
         &c.starts,
         &c.counts,
         &rows.end,
-        &rows.first,
         &rows.fence,
     ];
     let used = match mode {
-        Mode::Locked => params.get(..7).unwrap_or(&params),
+        Mode::Locked => params.get(..8).unwrap_or(&params),
         Mode::IfHead => &params,
     };
     let updated = conn

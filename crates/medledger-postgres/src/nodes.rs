@@ -2,23 +2,48 @@
 //! [`MerkleLog`](medledger_chain::MerkleLog) runs on, and the
 //! transaction-scoped view the sequencer computes a batch's nodes with.
 //!
-//! Appending leaf `i` stores, in Go tlog stored-hash order, its leaf hash
-//! and then one node for each trailing one bit of `i` (the subtrees it
-//! completes). Those hashes, concatenated (32 bytes each), are the `hashes`
-//! column of row `i` of `entries`, in the same row as the entry itself: so
-//! an entry and its nodes are one row, committed together, and a batch of
-//! `k` entries is `k` rows. Node (`level`, `index`) is therefore at byte
-//! `32 × level` of row `((index + 1) << level) − 1`. `log_head.leaves`
-//! says how many leaves' nodes are committed. Nodes never change once
-//! committed.
+//! # Layout (schema version 3)
 //!
-//! Who writes nodes: the entry log ([`crate::PgEntryLog`]) writes each
-//! entry's hashes in its row, so no reader ever sees an entry without its
-//! nodes. [`PgNodeStore::append`] then finds them already there and only
-//! checks that the nodes its caller computed are byte-identical to the
-//! committed ones (one read, no write); a mismatch is
-//! [`Error::Inconsistent`]. Used alone (no entry log), it inserts rows with
-//! a NULL `body` and advances `log_head.leaves` itself.
+//! Every node hash the tree ever stores has a place in one flat sequence,
+//! Go `sumdb/tlog` stored-hash order: appending leaf `i` stores its leaf
+//! hash and then one node for each trailing one bit of `i` (the subtrees it
+//! completes), so `n` leaves store `2n − popcount(n)` hashes and node
+//! (`level`, `index`) is at position [`NodeId::stored_index`]. The
+//! `nodes` table cuts that sequence into runs of consecutive hashes:
+//!
+//! ```text
+//! nodes (pos bigint PK, hashes bytea STORAGE PLAIN)
+//!   pos     stored-hash position of the run's first hash
+//!   hashes  the run: 32 × k bytes, hash after hash, 1 ≤ k ≤ 240 (NODES_PER_ROW)
+//! ```
+//!
+//! An append writes the hashes it stores as runs of [`NODES_PER_ROW`]
+//! hashes (the last one shorter), starting at `stored_count(first leaf)`:
+//! one row for an append of up to about 120 entries, 9 rows for 1,000.
+//! 240 hashes (7,680 bytes) keep a row inside one 8 KiB page, so with
+//! `STORAGE PLAIN` no row is ever compressed or moved out of line
+//! (TOAST): the entry rows are `(idx, body)` only, the raw shape, and an
+//! append adds a handful of node rows instead of a hash column in each
+//! entry row. (Version 1 kept each leaf's hashes in its entry row; its
+//! migration turns each such row into one run, see [`crate::schema`].)
+//!
+//! **Locating a node**: its position `p`, then the run with the greatest
+//! `pos ≤ p` (a backward scan of the primary key), then bytes
+//! `32 × (p − pos) .. + 32` of that run, cut on the server
+//! ([`SELECT_NODES`], one query for any number of nodes). Runs never
+//! overlap and leave no gap below the stored count; a position past the end
+//! of its run, or with no run, is a node never stored
+//! ([`medledger_chain::Error::MissingNode`]). `log_head.leaves` says how
+//! many leaves' nodes are committed. Nodes never change once committed.
+//!
+//! Who writes nodes: the entry log ([`crate::PgEntryLog`]) writes the runs
+//! of an append in the statement that writes its entries, so no reader
+//! ever sees an entry without its nodes. [`PgNodeStore::append`] then finds
+//! them already there and only checks that the nodes its caller computed
+//! are byte-identical to the committed ones (one read, no write); a
+//! mismatch is [`Error::Inconsistent`]. Used alone (no entry log), it
+//! writes the runs itself under the head lock and advances
+//! `log_head.leaves`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,23 +56,30 @@ use postgres::{Client, Statement};
 use crate::error::{Error, Result, Stage};
 use crate::pool::{Conn, Pool};
 
-pub(crate) const SELECT_NODES: &str = "SELECT idx, hashes FROM entries WHERE idx = ANY($1)";
-const INSERT_NODES_IF_ABSENT: &str =
-    "INSERT INTO entries (idx, body, hashes) SELECT i, NULL, h FROM unnest($1::bigint[], $2::bytea[]) AS t(i, h) ON CONFLICT (idx) DO NOTHING";
+/// Hashes per `nodes` row at most: 7,680 bytes, inside one 8 KiB page.
+pub const NODES_PER_ROW: usize = 240;
+
+/// The node at each stored-hash position of `$1`: the run holding it (the
+/// greatest `pos` not above it) and its 32 bytes there. A position past
+/// its run's end comes back empty; runs are never longer than 256 hashes,
+/// so a farther one (a corrupt row) is not returned at all.
+pub(crate) const SELECT_NODES: &str = "SELECT q.p, substring(n.hashes FROM ((q.p - n.pos) * 32 + 1)::integer FOR 32) \
+     FROM unnest($1::bigint[]) AS q(p) \
+     CROSS JOIN LATERAL (SELECT pos, hashes FROM nodes WHERE pos <= q.p ORDER BY pos DESC LIMIT 1) AS n \
+     WHERE q.p - n.pos < 256";
+const INSERT_NODES: &str =
+    "INSERT INTO nodes (pos, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
 pub(crate) const SELECT_HEAD: &str = "SELECT entries, leaves FROM log_head WHERE id = 0";
 pub(crate) const LOCK_HEAD: &str = "SELECT entries, leaves FROM log_head WHERE id = 0 FOR UPDATE";
 const SET_LEAVES: &str = "UPDATE log_head SET leaves = $1 WHERE id = 0";
 
-/// The row (leaf index) holding node `id`, and the node's byte offset in
-/// that row's `hashes`.
-pub(crate) fn location(id: NodeId) -> Result<(i64, usize)> {
-    id.leaves()
-        .and_then(|r| r.end.checked_sub(1))
-        .and_then(|leaf| i64::try_from(leaf).ok())
-        .map(|leaf| (leaf, usize::from(id.level) * HASH_LEN))
+/// The stored-hash position of node `id`, as a bigint.
+pub(crate) fn position(id: NodeId) -> Result<i64> {
+    id.stored_index()
+        .and_then(|p| i64::try_from(p).ok())
         .ok_or(Error::Inconsistent {
             what: "nodes",
-            reason: format!("node ({}, {}) has no 63-bit leaf", id.level, id.index),
+            reason: format!("node ({}, {}) has no 63-bit position", id.level, id.index),
         })
 }
 
@@ -59,29 +91,57 @@ pub(crate) fn count(what: &'static str, v: i64) -> Result<u64> {
     })
 }
 
-/// Splits nodes in stored-hash order into one `hashes` value per leaf:
-/// each leaf-level node starts its leaf's group.
-pub(crate) fn groups(nodes: &[(NodeId, Hash)]) -> Result<Vec<(i64, Vec<u8>)>> {
-    let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
-    for (id, h) in nodes {
-        if id.level == 0 {
-            let leaf = i64::try_from(id.index).map_err(|_| Error::Inconsistent {
-                what: "nodes",
-                reason: "leaf index over 2^63".into(),
-            })?;
-            out.push((leaf, Vec::with_capacity(2 * HASH_LEN)));
-        }
-        match out.last_mut() {
-            Some((_, g)) => g.extend_from_slice(h.as_bytes()),
-            None => {
-                return Err(Error::Inconsistent {
-                    what: "nodes",
-                    reason: "nodes do not start at a leaf".into(),
-                })
-            }
-        }
+/// The `nodes` rows of an append of `leaves` leaves after the first
+/// `first`: `nodes` must be exactly the hashes those leaves store, in
+/// stored-hash order. Returns the runs' positions and bytes
+/// ([`NODES_PER_ROW`] hashes each, the last one shorter).
+pub(crate) fn runs(
+    first: u64,
+    leaves: u64,
+    nodes: &[(NodeId, Hash)],
+) -> Result<(Vec<i64>, Vec<Vec<u8>>)> {
+    let mismatch = |reason: String| Error::Inconsistent {
+        what: "nodes",
+        reason,
+    };
+    let start = stored_count(first)
+        .ok_or_else(|| mismatch(format!("no stored position for leaf {first}")))?;
+    let expected = first
+        .checked_add(leaves)
+        .and_then(stored_count)
+        .map(|end| end - start);
+    if expected != u64::try_from(nodes.len()).ok() {
+        return Err(mismatch(format!(
+            "{} nodes for {leaves} leaves after leaf {first}",
+            nodes.len()
+        )));
     }
-    Ok(out)
+    let mut positions = Vec::with_capacity(nodes.len().div_ceil(NODES_PER_ROW));
+    let mut bytes = Vec::with_capacity(positions.capacity());
+    let mut at = start;
+    for chunk in nodes.chunks(NODES_PER_ROW) {
+        positions.push(to_bigint(at)?);
+        let mut run = Vec::with_capacity(chunk.len() * HASH_LEN);
+        for (id, h) in chunk {
+            if id.stored_index() != Some(at) {
+                return Err(mismatch(format!(
+                    "node ({}, {}) is not at stored position {at}",
+                    id.level, id.index
+                )));
+            }
+            run.extend_from_slice(h.as_bytes());
+            at += 1;
+        }
+        bytes.push(run);
+    }
+    Ok((positions, bytes))
+}
+
+fn to_bigint(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Inconsistent {
+        what: "nodes",
+        reason: format!("stored position {v} over 2^63"),
+    })
 }
 
 /// Reads nodes `ids` with `stmt` ([`SELECT_NODES`]), in order.
@@ -95,45 +155,44 @@ pub(crate) fn fetch(
     }
     let places = ids
         .iter()
-        .map(|&id| location(id))
+        .map(|&id| position(id))
         .collect::<Result<Vec<_>>>()?;
-    let mut leaves: Vec<i64> = places.iter().map(|(leaf, _)| *leaf).collect();
-    leaves.sort_unstable();
-    leaves.dedup();
+    let mut wanted = places.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
     let rows = client
-        .query(stmt, &[&leaves])
+        .query(stmt, &[&wanted])
         .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-    let mut found: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
+    let mut found: HashMap<i64, Hash> = HashMap::with_capacity(rows.len());
     for row in rows {
-        let idx: i64 = row
+        let p: i64 = row
             .try_get(0)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-        let hashes: Vec<u8> = row
+        let bytes: Vec<u8> = row
             .try_get(1)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-        found.insert(idx, hashes);
+        match bytes.len() {
+            // Past the end of its run: never stored.
+            0 => {}
+            _ => {
+                let h = Hash::from_slice(&bytes).ok_or_else(|| Error::Inconsistent {
+                    what: "nodes",
+                    reason: format!("run holding position {p} is not whole hashes"),
+                })?;
+                found.insert(p, h);
+            }
+        }
     }
     ids.iter()
         .zip(&places)
-        .map(|(id, (leaf, at))| {
-            let missing = medledger_chain::Error::MissingNode {
-                level: id.level,
-                index: id.index,
-            };
-            let hashes = found.get(leaf).ok_or(missing)?;
-            let bytes = hashes.get(*at..at + HASH_LEN).ok_or_else(|| {
-                medledger_chain::Error::from(Error::Inconsistent {
-                    what: "entries",
-                    reason: format!("row {leaf} holds too few node hashes"),
+        .map(|(id, p)| {
+            found
+                .get(p)
+                .copied()
+                .ok_or(medledger_chain::Error::MissingNode {
+                    level: id.level,
+                    index: id.index,
                 })
-            })?;
-            Hash::from_slice(bytes).ok_or_else(|| {
-                Error::Inconsistent {
-                    what: "entries",
-                    reason: format!("row {leaf} node hash is not 32 bytes"),
-                }
-                .into()
-            })
         })
         .collect()
 }
@@ -279,12 +338,20 @@ impl NodeStore for PgNodeStore {
                     reason: format!("append at leaf {old} past the {db_leaves} stored"),
                 });
             }
-            let insert = conn.prepare("append nodes", INSERT_NODES_IF_ABSENT)?;
+            // Write the runs past what is committed; the rest must match.
+            let insert = conn.prepare("append nodes", INSERT_NODES)?;
             let set = conn.prepare("append nodes", SET_LEAVES)?;
-            let (rows, hashes): (Vec<i64>, Vec<Vec<u8>>) = groups(nodes)?.into_iter().unzip();
-            conn.client
-                .execute(&insert, &[&rows, &hashes])
-                .map_err(|e| Error::from_pg("append nodes", Stage::BeforeCommit, None, e))?;
+            if end > db_leaves {
+                let skip = stored_count(db_leaves)
+                    .zip(stored_count(old))
+                    .and_then(|(a, b)| usize::try_from(a - b).ok())
+                    .unwrap_or(usize::MAX);
+                let (positions, bytes) =
+                    runs(db_leaves, end - db_leaves, nodes.get(skip..).unwrap_or(&[]))?;
+                conn.client
+                    .execute(&insert, &[&positions, &bytes])
+                    .map_err(|e| Error::from_pg("append nodes", Stage::BeforeCommit, None, e))?;
+            }
             // Nodes that were already there must be the same.
             let overlap: Vec<(NodeId, Hash)> = nodes
                 .iter()

@@ -1,14 +1,15 @@
 //! The tables, their creation, and schema versioning.
 //!
 //! Everything lives in one PostgreSQL schema (namespace) per ledger, named
-//! by [`crate::PgOptions::schema`]. Version 2:
+//! by [`crate::PgOptions::schema`]. Version 3:
 //!
 //! ```text
 //! schema_version (id smallint PK = 0, version integer)
 //! log_head      (id smallint PK = 0, entries bigint, leaves bigint, hash_alg smallint,
 //!                epoch bigint DEFAULT 0)                         the writer epoch (version 2)
-//! entries       (idx bigint PK, body bytea, hashes bytea)        one row per leaf: the entry and the
-//!                                                                node hashes appending it stored
+//! entries       (idx bigint PK, body bytea NOT NULL)             one row per entry
+//! nodes         (pos bigint PK, hashes bytea STORAGE PLAIN)      runs of ≤ 240 node hashes in stored-hash
+//!                                                                order, from position pos (version 3)
 //! batches       (token bytea PK, start bigint, count integer)    one row per append transaction
 //! blobs         (gen bigserial PK, id bytea UNIQUE, referenced boolean, length bigint, chunks integer)
 //! blob_chunks   (gen bigint FK blobs ON DELETE CASCADE, no integer, data bytea, tag bytea, PK (gen, no))
@@ -22,6 +23,14 @@
 //! writer turns fences its appends with ([`crate::writer`]); a version 1
 //! schema is migrated in place (`ALTER TABLE … ADD COLUMN`, epoch 0).
 //!
+//! Version 3 moved the node hashes out of the entry rows into `nodes` (see
+//! [`crate::nodes`] for the layout and how a node is found), so an entry
+//! row is `(idx, body)` only. Migrating a version 2 schema turns each
+//! entry row's `hashes` (its leaf's stored hashes, from position
+//! `2·idx − popcount(idx)`) into one `nodes` run, deletes the rows without
+//! a body (written by a node store used without an entry log; their hashes
+//! are now runs), and drops the column.
+//!
 //! Creation and migration run in one transaction under an advisory lock
 //! keyed by the schema name, so servers starting together do not race. A
 //! version above [`SCHEMA_VERSION`] is refused with
@@ -34,7 +43,7 @@ use postgres::Client;
 use crate::error::{Error, Result, Stage};
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Version 1's tables (the schema is the connection's `search_path`); a
 /// new schema is created as version 1, then migrated.
@@ -90,6 +99,20 @@ CREATE TABLE state_undo (
 const V1_TO_V2: &str =
     "ALTER TABLE log_head ADD COLUMN epoch bigint NOT NULL DEFAULT 0 CHECK (epoch >= 0)";
 
+/// Version 2 to version 3: node hashes in runs of their own
+/// ([`crate::nodes`]), one run per version 2 entry row.
+const V2_TO_V3: &str = "
+CREATE TABLE nodes (
+    pos bigint PRIMARY KEY CHECK (pos >= 0),
+    hashes bytea NOT NULL CHECK (length(hashes) BETWEEN 32 AND 7680 AND length(hashes) % 32 = 0)
+);
+ALTER TABLE nodes ALTER COLUMN hashes SET STORAGE PLAIN;
+INSERT INTO nodes (pos, hashes) SELECT 2 * idx - bit_count(idx::bit(64)), hashes FROM entries;
+DELETE FROM entries WHERE body IS NULL;
+ALTER TABLE entries DROP COLUMN hashes;
+ALTER TABLE entries ALTER COLUMN body SET NOT NULL;
+";
+
 fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> Error {
     move |e| Error::from_pg(op, Stage::BeforeCommit, None, e)
 }
@@ -130,8 +153,11 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
                 reason: format!("version {v} was never written by medledger"),
             })
         }
-        Some(1) => {
-            tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
+        Some(v @ (1 | 2)) => {
+            if v == 1 {
+                tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
+            }
+            tx.batch_execute(V2_TO_V3).map_err(pg(op))?;
             tx.execute(
                 "UPDATE schema_version SET version = $1 WHERE id = 0",
                 &[&SCHEMA_VERSION],
@@ -142,6 +168,7 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
         None => {
             tx.batch_execute(V1).map_err(pg(op))?;
             tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
+            tx.batch_execute(V2_TO_V3).map_err(pg(op))?;
             tx.execute(
                 "INSERT INTO log_head (id, entries, leaves, hash_alg) VALUES (0, 0, 0, $1)",
                 &[&i16::from(alg.id())],
@@ -194,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_schema_is_migrated_to_version_2_and_a_newer_one_refused() {
+    fn a_version_1_schema_is_migrated_to_the_current_version_and_a_newer_one_refused() {
         let Some(url) = url() else { return };
         let schema = format!("t_v1_{}", std::process::id());
         let mut c: Client = url
@@ -236,7 +263,7 @@ mod tests {
             ..crate::PgOptions::default()
         };
         let store = crate::PgStore::open(&url, options.clone()).unwrap();
-        assert_eq!(version(&mut c, &schema), 2);
+        assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
         assert!(has_epoch(&mut c));
         let epoch: i64 = c
             .query_one(&format!("SELECT epoch FROM \"{schema}\".log_head"), &[])
@@ -249,13 +276,13 @@ mod tests {
         assert_eq!((turn.epoch, turn.entries, turn.resumed), (1, 2, false));
         assert_eq!(store.entries().append(b"c").unwrap(), 2);
         drop(store);
-        // Opening again leaves version 2 as it is.
+        // Opening again leaves the version as it is.
         drop(crate::PgStore::open(&url, options.clone()).unwrap());
-        assert_eq!(version(&mut c, &schema), 2);
+        assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
 
-        // A version 3 row (a newer build) is refused.
+        // A version 4 row (a newer build) is refused.
         c.execute(
-            &format!("UPDATE \"{schema}\".schema_version SET version = 3"),
+            &format!("UPDATE \"{schema}\".schema_version SET version = 4"),
             &[],
         )
         .unwrap();
@@ -264,13 +291,126 @@ mod tests {
             matches!(
                 &e,
                 Error::SchemaTooNew {
-                    found: 3,
-                    supported: 2,
+                    found: 4,
+                    supported: 3,
                     ..
                 }
             ),
             "{e:?}"
         );
+        c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .unwrap();
+    }
+
+    /// The hashes appending leaf `i` stored (its leaf, then one node per
+    /// trailing one bit), as a version 1 or 2 entry row held them.
+    fn v2_row_hashes(
+        mem: &medledger_chain::MerkleLog<medledger_chain::MemoryNodeStore>,
+        i: u64,
+    ) -> Vec<u8> {
+        use medledger_chain::{NodeId, NodeStore};
+        let ids: Vec<NodeId> = (0..=i.trailing_ones())
+            .map(|l| NodeId::new(l as u8, i >> l))
+            .collect();
+        mem.store()
+            .get(&ids)
+            .unwrap()
+            .iter()
+            .flat_map(|h| h.as_bytes().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_version_2_schema_with_entries_is_migrated_and_reads_identically() {
+        use medledger_chain::{MerkleLog, NodeId, NodeStore};
+        let Some(url) = url() else { return };
+        let schema = format!("t_v2_{}", std::process::id());
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
+             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
+             {V1} {V1_TO_V2};
+             INSERT INTO schema_version (id, version) VALUES (0, 2);"
+        ))
+        .unwrap();
+        // 77 entries as version 2 wrote them: each row with its leaf's
+        // stored hashes, one `batches` row, the head.
+        let alg = HashAlg::Sha256;
+        let n = 77u64;
+        let bodies: Vec<Vec<u8>> = (0..n).map(|i| format!("entry {i}").into_bytes()).collect();
+        let mut mem = MerkleLog::in_memory(alg);
+        mem.append_batch(bodies.iter()).unwrap();
+        for (i, body) in bodies.iter().enumerate() {
+            c.execute(
+                "INSERT INTO entries (idx, body, hashes) VALUES ($1, $2, $3)",
+                &[&(i as i64), body, &v2_row_hashes(&mem, i as u64)],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO batches (token, start, count) VALUES ($1, 0, 77)",
+            &[&vec![7u8; 16]],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO log_head (id, entries, leaves, hash_alg, epoch) VALUES (0, 77, 77, $1, 0)",
+            &[&i16::from(alg.id())],
+        )
+        .unwrap();
+        c.batch_execute("RESET search_path").unwrap();
+
+        let options = crate::PgOptions {
+            schema: schema.clone(),
+            hash_alg: alg,
+            ..crate::PgOptions::default()
+        };
+        let store = crate::PgStore::open(&url, options.clone()).unwrap();
+        assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
+        let runs: i64 = c
+            .query_one(&format!("SELECT count(*) FROM \"{schema}\".nodes"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(runs, 77, "one run per version 2 row");
+        // Every node, every root and the entries read as before.
+        let all: Vec<NodeId> = (0u8..7)
+            .flat_map(|l| (0..n >> l).map(move |i| NodeId::new(l, i)))
+            .collect();
+        assert_eq!(
+            store.nodes().get(&all).unwrap(),
+            mem.store().get(&all).unwrap()
+        );
+        assert_eq!(store.entries().read_range(0..n).unwrap(), bodies);
+        assert_eq!(
+            store
+                .entries()
+                .batch_outcome(&crate::BatchToken([7; 16]))
+                .unwrap(),
+            Some(0..77)
+        );
+        let tree = store.merkle_log().unwrap();
+        assert_eq!(tree.size(), n);
+        for size in [1, 2, 63, 64, 76, 77] {
+            assert_eq!(tree.root_at(size).unwrap(), mem.root_at(size).unwrap());
+        }
+        // Appends continue in the new layout, across the migrated rows.
+        let more: Vec<Vec<u8>> = (n..n + 300)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = more.iter().map(Vec::as_slice).collect();
+        assert_eq!(store.entries().append_batch(&refs).unwrap(), n..n + 300);
+        mem.append_batch(refs.iter()).unwrap();
+        let tree = store.merkle_log().unwrap();
+        assert_eq!(tree.root(), mem.root());
+        assert_eq!(
+            tree.inclusion_proof(5, n + 300).unwrap(),
+            mem.inclusion_proof(5, n + 300).unwrap()
+        );
+        drop(store);
         c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .unwrap();
     }
