@@ -5,8 +5,9 @@
 //! | what happened | variant | retried here? |
 //! |---|---|---|
 //! | SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), before or at `COMMIT` | [`Error::Conflict`] once retries run out | yes, the whole transaction, a bounded number of times: PostgreSQL rolled it back |
-//! | the connection closed, an I/O error, or SQLSTATE class 57 (operator intervention: `pg_terminate_backend`, shutdown) *before* `COMMIT` was sent | [`Error::ConnectionLost`] | no: the transaction certainly did not commit; the caller may try again |
-//! | the same *while* `COMMIT` was in flight | [`Error::OutcomeUnknown`] | never: it may have committed; [`crate::PgEntryLog::batch_outcome`] tells |
+//! | the connection closed, an I/O error, or SQLSTATE class 57 (operator intervention: `pg_terminate_backend`, shutdown; not 57014, a canceled statement, which is [`Error::Server`]) *before* `COMMIT` was sent | [`Error::ConnectionLost`] | no: the transaction certainly did not commit; the caller may try again |
+//! | the same *while* `COMMIT` was in flight | [`Error::OutcomeUnknown`], unless the entry log settles it at once (acknowledged if it committed, [`Error::ConnectionLost`] only when nothing can still commit it: see [`crate::sequencer`], "Failures") | never: it may have committed; [`crate::PgEntryLog::batch_outcome`] tells |
+//! | an append of a store whose writer turn has ended (another writer took the schema's writer since) | [`Error::WriterFenced`] | never: nothing was appended |
 //! | no connection could be opened | [`Error::Connect`] | no |
 //! | any other server error (constraint, syntax, permissions) | [`Error::Server`] | no |
 
@@ -179,6 +180,9 @@ pub(crate) fn classify(sqlstate: Option<&str>, closed: bool) -> Kind {
     match sqlstate {
         Some(SERIALIZATION_FAILURE) => Kind::Retryable(SERIALIZATION_FAILURE),
         Some(DEADLOCK_DETECTED) => Kind::Retryable(DEADLOCK_DETECTED),
+        // 57014 query_canceled (`statement_timeout`, a cancel request):
+        // the statement failed, the session goes on.
+        Some("57014") if !closed => Kind::Refused,
         // Class 57: operator intervention (admin_shutdown 57P01,
         // crash_shutdown 57P02, cannot_connect_now 57P03, ...): the server
         // ends the session.
@@ -315,6 +319,8 @@ mod tests {
         assert_eq!(classify(Some("57P01"), false), Kind::Lost);
         assert_eq!(classify(Some("57P01"), true), Kind::Lost);
         assert_eq!(classify(Some("08006"), false), Kind::Lost);
+        assert_eq!(classify(Some("57014"), false), Kind::Refused);
+        assert_eq!(classify(Some("57014"), true), Kind::Lost);
         assert_eq!(classify(Some("23505"), false), Kind::Refused);
         assert_eq!(classify(Some("42P01"), false), Kind::Refused);
         assert_eq!(classify(None, true), Kind::Lost);

@@ -19,9 +19,23 @@ use crate::error::{Error, Result, Stage};
 /// in all before [`Error::Conflict`] is returned.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
+/// The server process behind a connection: its pid and start time (the
+/// pair names it even after the pid is reused). The entry log asks whether
+/// a lost connection's backend is gone before it says that a commit in
+/// flight did not happen (see [`crate::sequencer`], "Failures").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Backend {
+    /// `pg_backend_pid()`.
+    pub(crate) pid: i32,
+    /// `pg_stat_activity.backend_start`, as text.
+    pub(crate) started: String,
+}
+
 /// One open connection and its prepared statements.
 pub(crate) struct Conn {
     pub(crate) client: Client,
+    /// Its server process, if the server said.
+    pub(crate) backend: Option<Backend>,
     statements: HashMap<&'static str, Statement>,
 }
 
@@ -182,14 +196,31 @@ impl Pool {
 
     /// A fresh connection with `search_path` set to the schema.
     pub(crate) fn connect(&self) -> Result<Client> {
+        self.open().map(|(client, _)| client)
+    }
+
+    /// [`Pool::connect`], and the connection's backend, in the same round
+    /// trip.
+    fn open(&self) -> Result<(Client, Option<Backend>)> {
         let mut client = self.config.connect(NoTls).map_err(|e| Error::Connect {
             source: std::sync::Arc::new(e),
         })?;
         // The name was checked by `check_schema`, so quoting is exact.
-        client
-            .batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
+        let messages = client
+            .simple_query(&format!(
+                "SET search_path TO \"{}\"; SELECT pid, backend_start::text \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                self.schema
+            ))
             .map_err(|e| Error::from_pg("set search_path", Stage::BeforeCommit, None, e))?;
-        Ok(client)
+        let backend = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(Backend {
+                pid: r.get(0)?.parse().ok()?,
+                started: r.get(1)?.to_owned(),
+            }),
+            _ => None,
+        });
+        Ok((client, backend))
     }
 
     /// Checks out a connection, opening one if none is idle.
@@ -210,11 +241,12 @@ impl Pool {
                 g.open += 1;
                 let generation = g.generation;
                 drop(g);
-                return match self.connect() {
-                    Ok(client) => Ok(Pooled {
+                return match self.open() {
+                    Ok((client, backend)) => Ok(Pooled {
                         pool: self,
                         conn: Some(Conn {
                             client,
+                            backend,
                             statements: HashMap::new(),
                         }),
                         generation,
@@ -267,12 +299,26 @@ impl Pool {
         begin: &'static str,
         body: &mut dyn FnMut(&mut Conn, Vec<SimpleQueryRow>) -> Result<T>,
     ) -> Result<T> {
+        self.transaction_tracked(op, batch, begin, &mut None, body)
+    }
+
+    /// [`Pool::transaction_from`], leaving in `used` the backend of the
+    /// connection the last attempt ran on (to settle an unknown outcome).
+    pub(crate) fn transaction_tracked<T>(
+        &self,
+        op: &'static str,
+        batch: Option<crate::BatchToken>,
+        begin: &'static str,
+        used: &mut Option<Backend>,
+        body: &mut dyn FnMut(&mut Conn, Vec<SimpleQueryRow>) -> Result<T>,
+    ) -> Result<T> {
         let mut attempt = 1u32;
         loop {
             let mut pooled = self.get()?;
-            let r = pooled
-                .conn()
-                .and_then(|conn| run_once(conn, op, batch, begin, body));
+            let r = pooled.conn().and_then(|conn| {
+                used.clone_from(&conn.backend);
+                run_once(conn, op, batch, begin, body)
+            });
             if let Err(e) = &r {
                 pooled.saw(e);
             }

@@ -41,11 +41,38 @@
 //! A transaction PostgreSQL rolled back with 40001/40P01 is run again
 //! (recomputing everything from the locked head). A connection lost before
 //! `COMMIT` is [`Error::ConnectionLost`]: nothing was written. One lost
-//! during `COMMIT` is never retried, because it may have committed: the
-//! log asks the server once, by the transaction's [`BatchToken`], whether
-//! it did (acknowledging the batch if so, [`Error::ConnectionLost`] if not);
-//! only if the server cannot answer is it [`Error::OutcomeUnknown`] with the
-//! caller's token, which [`PgEntryLog::batch_outcome`] resolves later.
+//! during `COMMIT` (or during the one-statement append) is never retried,
+//! because it may have committed: the log asks the server once, by the
+//! transaction's [`BatchToken`], whether it did, acknowledging the batch if
+//! so.
+//!
+//! **"Not there" is answered only when it is certain**, because a caller
+//! told [`Error::ConnectionLost`] ("nothing was written") may append the
+//! same batch again. The lost connection's server process can still be
+//! running: its `COMMIT` may not have arrived yet, or be half-way through.
+//! So the question waits until nothing can commit the batch any more:
+//!
+//! - when the lost connection's backend is known (its pid and start time,
+//!   remembered when the connection was opened), it is ended with
+//!   `pg_terminate_backend` (a commit past its point of no return
+//!   completes first) and must be gone from `pg_stat_activity` (a backend
+//!   leaves it only after its transaction has ended); then the `batches`
+//!   row says it all;
+//! - otherwise (and in [`PgEntryLog::batch_outcome`], which callers use
+//!   later), the `log_head` row lock is taken in a transaction (every
+//!   append holds it until it has committed or aborted), and only then, in
+//!   a statement of its own (a snapshot taken after the lock), the
+//!   `batches` row is read. A batch whose statement has not even started
+//!   on its backend is not covered by this alone: that is why the backend
+//!   is ended first when it is known.
+//!
+//! Each wait is bounded by [`OUTCOME_WAIT`] (the backend's exit, polled;
+//! the head lock by `lock_timeout`, with a `statement_timeout` of twice
+//! that): past it, or if the server cannot be
+//! reached, the answer is [`Error::OutcomeUnknown`] with the caller's
+//! token, never [`Error::ConnectionLost`], and
+//! [`PgEntryLog::batch_outcome`] resolves it later (under the same head
+//! lock).
 
 use core::ops::Range;
 use std::collections::HashMap;
@@ -60,7 +87,7 @@ use rand_core::RngCore;
 use crate::entry_rows::{self, Callers, Mode, Rows};
 use crate::error::{Error, Result, Stage};
 use crate::nodes::{count, TxnNodes, SELECT_HEAD, SELECT_NODES};
-use crate::pool::{Conn, Pool};
+use crate::pool::{Backend, Conn, Pool};
 
 /// Most entry bytes one group transaction carries (a single larger request
 /// still goes alone).
@@ -76,6 +103,25 @@ const RECENT_GROUPS: usize = 4;
 const BEGIN_LOCK_HEAD: &str =
     "BEGIN; SELECT entries, leaves, epoch FROM log_head WHERE id = 0 FOR UPDATE";
 const SELECT_BATCH: &str = "SELECT start, count FROM batches WHERE token = $1";
+/// Whether a backend is still running (pid and start time name it).
+const BACKEND_ALIVE: &str =
+    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2";
+/// Ends a lost connection's backend (if it is still that backend).
+const END_BACKEND: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+     WHERE pid = $1 AND backend_start::text = $2";
+/// The head row lock, waited for a bounded time, then nothing else: any
+/// commit in flight holds it until it has committed or aborted.
+const SETTLE_HEAD: &str = "SELECT 1 FROM log_head WHERE id = 0 FOR UPDATE";
+
+/// SQLSTATE 55P03, lock_not_available (`lock_timeout`).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE 57014, query_canceled (`statement_timeout`).
+const QUERY_CANCELED: &str = "57014";
+
+/// The longest the outcome check after a lost commit waits, for the lost
+/// connection's backend to exit and then for the head row lock (each);
+/// past it the outcome is [`Error::OutcomeUnknown`].
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(3);
 
 /// Names one caller's append in the `batches` table: 16 random bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -398,8 +444,10 @@ impl PgEntryLog {
         let op = "append entries";
         let batch = group.first().map(|r| r.token);
         let fence = self.fence.get();
+        // The backend the commit ran on, to settle an unknown outcome.
+        let mut backend = None;
         let speculated = if alone {
-            self.commit_if_head(group, fence)
+            self.commit_if_head(group, fence, &mut backend)
         } else {
             Ok(None)
         };
@@ -408,8 +456,12 @@ impl PgEntryLog {
             // The head moved, or PostgreSQL rolled the statement back with
             // 40001/40P01 (nothing written): take the lock.
             Ok(None) | Err(Error::Conflict { .. }) => {
-                self.pool
-                    .transaction_from(op, batch, BEGIN_LOCK_HEAD, &mut |conn, rows| {
+                self.pool.transaction_tracked(
+                    op,
+                    batch,
+                    BEGIN_LOCK_HEAD,
+                    &mut backend,
+                    &mut |conn, rows| {
                         let (n, epoch) = head_length(&rows)?;
                         if let Some(ours) = fence.filter(|ours| *ours != epoch) {
                             // Another writer took a turn: nothing is
@@ -425,16 +477,18 @@ impl PgEntryLog {
                                 what: "log_head",
                                 reason: "locked head row not updated".into(),
                             })
-                    })
+                    },
+                )
             }
             Err(e) => Err(e),
         };
         let (start, frontier) = match (r, batch) {
             (Err(Error::OutcomeUnknown { op, source, .. }), Some(token)) => {
                 // Not a retry: ask once whether it committed (the `batches`
-                // row commits with the entries). If the server cannot say,
-                // the outcome stays unknown.
-                return match self.batch_outcome(&token) {
+                // row commits with the entries), once nothing can still
+                // commit it. If that is not certain, the outcome stays
+                // unknown.
+                return match self.settled_outcome(&token, backend.as_ref()) {
                     Ok(Some(range)) => Ok(range.start),
                     Ok(None) => Err(Error::ConnectionLost { op, source }),
                     Err(_) => Err(Error::OutcomeUnknown { op, batch, source }),
@@ -455,6 +509,7 @@ impl PgEntryLog {
         &self,
         group: &[Part<'_>],
         fence: Option<u64>,
+        backend: &mut Option<Backend>,
     ) -> Result<Option<(u64, Frontier)>> {
         let known = self
             .frontier
@@ -466,9 +521,10 @@ impl PgEntryLog {
             return Ok(None);
         };
         let mut pooled = self.pool.get()?;
-        let r = pooled
-            .conn()
-            .and_then(|conn| self.write_at(conn, n, group, Mode::IfHead, fence));
+        let r = pooled.conn().and_then(|conn| {
+            backend.clone_from(&conn.backend);
+            self.write_at(conn, n, group, Mode::IfHead, fence)
+        });
         if let Err(e) = &r {
             pooled.saw(e);
         }
@@ -542,22 +598,67 @@ impl PgEntryLog {
 
     /// Where the append named `token` landed: `Some(range)` if it
     /// committed, `None` if it did not. Resolves [`Error::OutcomeUnknown`].
+    ///
+    /// Reads under the head row lock (waited for at most
+    /// [`OUTCOME_WAIT`]), so a commit still in flight is finished first;
+    /// if the lock cannot be had in time, [`Error::OutcomeUnknown`] again.
+    /// A connection this process lost may still be running its statement
+    /// on the server only until the server notices: ask after the
+    /// append's error, not in the same instant.
     pub fn batch_outcome(&self, token: &BatchToken) -> Result<Option<Range<u64>>> {
-        self.read_with("read batch outcome", |conn| {
-            let s = conn.prepare("read batch outcome", SELECT_BATCH)?;
-            let row = conn
+        self.settled_outcome(token, None)
+    }
+
+    /// Whether the append named `token` committed, answered only when
+    /// nothing can still commit it: if the lost connection's backend
+    /// (`lost`) is known, once it has been ended and is gone (within
+    /// [`OUTCOME_WAIT`]); if not, under the head row lock (see the module
+    /// docs, "Failures"). An error means the outcome stays unknown.
+    fn settled_outcome(
+        &self,
+        token: &BatchToken,
+        lost: Option<&Backend>,
+    ) -> Result<Option<Range<u64>>> {
+        let op = "read batch outcome";
+        let r = self.read_with(op, |conn| {
+            if let Some(backend) = lost {
+                // Gone, it committed all it ever will: read.
+                wait_ended(conn, backend)?;
+                return read_batch(conn, token);
+            }
+            let ms = OUTCOME_WAIT.as_millis();
+            conn.client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {}",
+                    2 * ms
+                ))
+                .map_err(pg(op))?;
+            let r = conn
                 .client
-                .query_opt(&s, &[&&token.0[..]])
-                .map_err(pg("read batch outcome"))?;
-            row.map(|r| {
-                let start: i64 = r.try_get(0).map_err(pg("read batch outcome"))?;
-                let n: i32 = r.try_get(1).map_err(pg("read batch outcome"))?;
-                let start = count("batches", start)?;
-                let n = count("batches", i64::from(n))?;
-                Ok(start..start + n)
-            })
-            .transpose()
-        })
+                .execute(SETTLE_HEAD, &[])
+                .map_err(pg(op))
+                .and_then(|_| read_batch(conn, token));
+            let end = conn.client.batch_execute("ROLLBACK").map_err(pg(op));
+            match (r, end) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(e),
+                (Ok(found), Ok(())) => Ok(found),
+            }
+        });
+        match r {
+            // The head stayed locked (or the server was too slow to say):
+            // something may still be committing.
+            Err(Error::Server {
+                sqlstate, source, ..
+            }) if sqlstate == LOCK_NOT_AVAILABLE || sqlstate == QUERY_CANCELED => {
+                Err(Error::OutcomeUnknown {
+                    op,
+                    batch: Some(*token),
+                    source,
+                })
+            }
+            r => r,
+        }
     }
 
     pub(crate) fn read_with<T>(
@@ -606,6 +707,51 @@ fn head_length(head: &[postgres::SimpleQueryRow]) -> Result<(u64, u64)> {
         });
     }
     Ok((count("log_head", entries)?, count("log_head", epoch)?))
+}
+
+/// The `batches` row of `token` (under the head lock, a statement of its
+/// own, so its snapshot is taken after the lock was granted).
+fn read_batch(conn: &mut Conn, token: &BatchToken) -> Result<Option<Range<u64>>> {
+    let op = "read batch outcome";
+    let row = conn
+        .client
+        .query_opt(SELECT_BATCH, &[&&token.0[..]])
+        .map_err(pg(op))?;
+    row.map(|r| {
+        let start: i64 = r.try_get(0).map_err(pg(op))?;
+        let n: i32 = r.try_get(1).map_err(pg(op))?;
+        let start = count("batches", start)?;
+        let n = count("batches", i64::from(n))?;
+        Ok(start..start + n)
+    })
+    .transpose()
+}
+
+/// Ends `backend` (a connection this process lost) and waits, at most
+/// [`OUTCOME_WAIT`], until it is gone from `pg_stat_activity`: from then on
+/// nothing it was sent can commit.
+fn wait_ended(conn: &mut Conn, backend: &Backend) -> Result<()> {
+    let op = "read batch outcome";
+    let key: [&(dyn postgres::types::ToSql + Sync); 2] = [&backend.pid, &backend.started];
+    // Lacking the right to end it (another role), waiting still works.
+    let _ = conn.client.query(END_BACKEND, &key);
+    let began = Instant::now();
+    loop {
+        let alive = conn.client.query_opt(BACKEND_ALIVE, &key).map_err(pg(op))?;
+        if alive.is_none() {
+            return Ok(());
+        }
+        if began.elapsed() >= OUTCOME_WAIT {
+            return Err(Error::Inconsistent {
+                what: "batch outcome",
+                reason: format!(
+                    "backend {} of the lost connection is still running",
+                    backend.pid
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn chain_err(e: medledger_chain::Error) -> Error {

@@ -3,6 +3,12 @@
 //! [`Error::OutcomeUnknown`] carrying its batch token; after reopening, the
 //! batch is wholly there or wholly absent, and `batch_outcome` says which.
 //!
+//! And when the server *can* be asked: the answer "nothing was written"
+//! ([`Error::ConnectionLost`]) comes only once nothing can still commit
+//! the batch — not while the head row is held (the old backend still
+//! committing), and not while a `COMMIT` that was sent is still on its way
+//! to the old backend.
+//!
 //! A small proxy on a Unix socket stands between the log and the server.
 //! Once armed, it cuts the connection at the message that commits the
 //! append — the `COMMIT` of the locked path, or the self-committing
@@ -21,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use medledger_chain::{HashAlg, MerkleLog};
+use medledger_postgres::sequencer::OUTCOME_WAIT;
 use medledger_postgres::{BatchToken, Error, PgStore};
 use medledger_store::EntryLog;
 
@@ -54,6 +61,23 @@ enum Cut {
     BeforeCommit,
     /// Forward `COMMIT`, then drop the client's side.
     AfterCommit,
+    /// Drop the client's side first, and forward `COMMIT` to the server
+    /// only after this delay (a commit still on its way when the client
+    /// gives up), then close the server's side.
+    Delayed(Duration),
+}
+
+/// Run when the proxy cuts, after the server got what it gets and before
+/// the client's side is dropped.
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// What the proxy does with connections after the cut.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum After {
+    /// Refuse them: the server is unreachable.
+    Refuse,
+    /// Forward them faithfully: the log can ask.
+    Pass,
 }
 
 struct Proxy {
@@ -63,6 +87,8 @@ struct Proxy {
     tripped: Arc<AtomicBool>,
     /// The server answered the forwarded `COMMIT` (or closed).
     answered: Arc<AtomicBool>,
+    /// A delayed `COMMIT` was forwarded (or could not be).
+    delivered: Arc<AtomicBool>,
 }
 
 impl Drop for Proxy {
@@ -80,14 +106,28 @@ fn server_socket(url: &str) -> PathBuf {
     }
 }
 
-fn pump_to_server(
-    mut client: UnixStream,
-    mut server: UnixStream,
+/// What a connection's client-to-server pump needs.
+struct Pump {
     cut: Cut,
     pattern: &'static [u8],
     armed: Arc<AtomicBool>,
     tripped: Arc<AtomicBool>,
-) {
+    /// This connection was cut (its server side's answers are swallowed).
+    here: Arc<AtomicBool>,
+    delivered: Arc<AtomicBool>,
+    hook: Option<Hook>,
+}
+
+fn pump_to_server(mut client: UnixStream, mut server: UnixStream, p: Pump) {
+    let Pump {
+        cut,
+        pattern,
+        armed,
+        tripped,
+        here,
+        delivered,
+        hook,
+    } = p;
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match client.read(&mut buf) {
@@ -96,17 +136,32 @@ fn pump_to_server(
         };
         let chunk = &buf[..n];
         let at = chunk.windows(pattern.len()).position(|w| w == pattern);
-        if let (true, Some(at)) = (armed.load(Ordering::SeqCst), at) {
+        let at = at.filter(|_| armed.swap(false, Ordering::SeqCst));
+        if let Some(at) = at {
+            here.store(true, Ordering::SeqCst);
             tripped.store(true, Ordering::SeqCst);
-            let upto = match cut {
-                Cut::BeforeCommit => at,
-                Cut::AfterCommit => at + pattern.len(),
-            };
-            let _ = server.write_all(&chunk[..upto]);
-            let _ = client.shutdown(std::net::Shutdown::Both);
-            if cut == Cut::BeforeCommit {
-                let _ = server.shutdown(std::net::Shutdown::Both);
+            match cut {
+                Cut::BeforeCommit => {
+                    let _ = server.write_all(&chunk[..at]);
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                }
+                Cut::AfterCommit => {
+                    let _ = server.write_all(&chunk[..at + pattern.len()]);
+                }
+                Cut::Delayed(delay) => {
+                    let _ = server.write_all(&chunk[..at]);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    std::thread::sleep(delay);
+                    let _ = server.write_all(&chunk[at..at + pattern.len()]);
+                    let _ = server.shutdown(std::net::Shutdown::Write);
+                    delivered.store(true, Ordering::SeqCst);
+                    return;
+                }
             }
+            if let Some(hook) = hook {
+                hook();
+            }
+            let _ = client.shutdown(std::net::Shutdown::Both);
             return;
         }
         if server.write_all(chunk).is_err() {
@@ -141,7 +196,13 @@ fn pump_to_client(
 }
 
 impl Proxy {
-    fn start(url: &str, cut: Cut, pattern: &'static [u8]) -> Proxy {
+    fn start(
+        url: &str,
+        cut: Cut,
+        pattern: &'static [u8],
+        after: After,
+        hook: Option<Hook>,
+    ) -> Proxy {
         let target = server_socket(url);
         let dir = std::env::temp_dir().join(common::fresh_schema("proxy"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -158,16 +219,18 @@ impl Proxy {
             armed: Arc::new(AtomicBool::new(false)),
             tripped: Arc::new(AtomicBool::new(false)),
             answered: Arc::new(AtomicBool::new(false)),
+            delivered: Arc::new(AtomicBool::new(false)),
         };
-        let (armed, tripped, answered) = (
+        let (armed, tripped, answered, delivered) = (
             Arc::clone(&proxy.armed),
             Arc::clone(&proxy.tripped),
             Arc::clone(&proxy.answered),
+            Arc::clone(&proxy.delivered),
         );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                if tripped.load(Ordering::SeqCst) {
+                if after == After::Refuse && tripped.load(Ordering::SeqCst) {
                     // The server is "unreachable" from now on.
                     drop(client);
                     continue;
@@ -176,10 +239,19 @@ impl Proxy {
                     continue;
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (a, t) = (Arc::clone(&armed), Arc::clone(&tripped));
-                std::thread::spawn(move || pump_to_server(client, server, cut, pattern, a, t));
-                let (t, an) = (Arc::clone(&tripped), Arc::clone(&answered));
-                std::thread::spawn(move || pump_to_client(s2, c2, t, an));
+                let here = Arc::new(AtomicBool::new(false));
+                let pump = Pump {
+                    here: Arc::clone(&here),
+                    cut,
+                    pattern,
+                    armed: Arc::clone(&armed),
+                    tripped: Arc::clone(&tripped),
+                    delivered: Arc::clone(&delivered),
+                    hook: hook.clone(),
+                };
+                std::thread::spawn(move || pump_to_server(client, server, pump));
+                let an = Arc::clone(&answered);
+                std::thread::spawn(move || pump_to_client(s2, c2, here, an));
             }
         });
         proxy
@@ -202,7 +274,7 @@ fn run(path: Path, cut: Cut, size: u64) {
     direct.entries().append_batch(&refs).unwrap();
     drop(direct);
 
-    let proxy = Proxy::start(&url, cut, path.pattern());
+    let proxy = Proxy::start(&url, cut, path.pattern(), After::Refuse, None);
     let via = PgStore::open(&proxy.url, common::options(&schema, HashAlg::Blake3)).unwrap();
     let mut expected: Vec<Vec<u8>> = before;
     if path == Path::OneStatement {
@@ -249,6 +321,7 @@ fn run(path: Path, cut: Cut, size: u64) {
             assert_eq!(outcome, Some(at..at + size));
             expected.extend(batch);
         }
+        Cut::Delayed(_) => unreachable!("not used here"),
     }
     let n = log.len().unwrap();
     assert_eq!(n, expected.len() as u64);
@@ -279,4 +352,153 @@ fn a_large_batch_cut_at_commit_is_wholly_there_or_wholly_absent() {
     run(Path::OneStatement, Cut::BeforeCommit, 500);
     run(Path::OneStatement, Cut::AfterCommit, 500);
     run(Path::Locked, Cut::AfterCommit, 500);
+}
+
+/// A log of five entries in a fresh schema, and a store on it through a
+/// proxy that forwards every connection after the cut (so the log can ask
+/// about the outcome); on [`Path::OneStatement`] it appended once through
+/// the proxy, so its next append is the one self-committing statement.
+fn through_pass_proxy(
+    url: &str,
+    path: Path,
+    cut: Cut,
+    hook: Option<Hook>,
+    schema: &str,
+) -> (Proxy, PgStore, Vec<Vec<u8>>) {
+    let direct = PgStore::open(url, common::options(schema, HashAlg::Blake3)).unwrap();
+    let mut expected: Vec<Vec<u8>> = (0..5).map(entry).collect();
+    let refs: Vec<&[u8]> = expected.iter().map(Vec::as_slice).collect();
+    direct.entries().append_batch(&refs).unwrap();
+    drop(direct);
+    let proxy = Proxy::start(url, cut, path.pattern(), After::Pass, hook);
+    let via = PgStore::open(&proxy.url, common::options(schema, HashAlg::Blake3)).unwrap();
+    if path == Path::OneStatement {
+        assert_eq!(via.entries().append(b"through the proxy").unwrap(), 5);
+        expected.push(b"through the proxy".to_vec());
+    }
+    proxy.armed.store(true, Ordering::SeqCst);
+    (proxy, via, expected)
+}
+
+#[test]
+fn a_commit_still_on_its_way_is_never_reported_as_not_written() {
+    let Some(url) = common::url("outcome_unknown::a_commit_still_on_its_way") else {
+        return;
+    };
+    for path in [Path::Locked, Path::OneStatement] {
+        let schema = common::fresh_schema("onitsway");
+        let delay = Duration::from_millis(700);
+        let (proxy, via, mut expected) =
+            through_pass_proxy(&url, path, Cut::Delayed(delay), None, &schema);
+        let at = expected.len() as u64;
+        let batch: Vec<Vec<u8>> = (200..203).map(entry).collect();
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let token = BatchToken([0x3c; 16]);
+        let r = via.entries().append_with_token(&refs, token);
+        assert!(proxy.tripped.load(Ordering::SeqCst), "{path:?}");
+        // Let the delayed COMMIT reach the server (if its backend is still
+        // there to take it) and be processed.
+        let start = Instant::now();
+        while !proxy.delivered.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(20), "never delivered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let direct = PgStore::open(&url, common::options(&schema, HashAlg::Blake3)).unwrap();
+        let outcome = direct.entries().batch_outcome(&token).unwrap();
+        // Whatever the log answered, it is what happened: above all, never
+        // "nothing was written" for a batch that then committed.
+        match &r {
+            Ok(range) => {
+                assert_eq!(*range, at..at + 3, "{path:?}");
+                assert_eq!(outcome, Some(at..at + 3), "{path:?}");
+                expected.extend(batch);
+            }
+            Err(Error::ConnectionLost { .. }) => assert_eq!(outcome, None, "{path:?}"),
+            Err(e) => panic!("{path:?}: the outcome should have been settled, got {e:?}"),
+        }
+        let n = direct.entries().len().unwrap();
+        assert_eq!(
+            direct.entries().read_range(0..n).unwrap(),
+            expected,
+            "{path:?}"
+        );
+        // The store through the proxy goes on appending at the right index.
+        assert_eq!(via.entries().append(b"after").unwrap(), n, "{path:?}");
+        drop((via, direct, proxy));
+        common::drop_schema(&url, &schema);
+    }
+}
+
+#[test]
+fn an_outcome_asked_while_the_head_is_held_stays_unknown_until_it_is_released() {
+    let Some(url) = common::url("outcome_unknown::an_outcome_asked_while_the_head_is_held") else {
+        return;
+    };
+    for (path, cut) in [
+        (Path::Locked, Cut::BeforeCommit),
+        (Path::OneStatement, Cut::AfterCommit),
+    ] {
+        let schema = common::fresh_schema("headheld");
+        // Another session takes the head row as soon as the cut append's
+        // transaction has ended (as a commit still in flight would hold it
+        // while someone asks).
+        let blocker = Arc::new(std::sync::Mutex::new(common::client(&url)));
+        let hook: Hook = {
+            let (blocker, schema) = (Arc::clone(&blocker), schema.clone());
+            Arc::new(move || {
+                blocker
+                    .lock()
+                    .unwrap()
+                    .batch_execute(&format!(
+                        "BEGIN; SELECT 1 FROM \"{schema}\".log_head WHERE id = 0 FOR UPDATE"
+                    ))
+                    .unwrap();
+            })
+        };
+        let (proxy, via, mut expected) = through_pass_proxy(&url, path, cut, Some(hook), &schema);
+        let at = expected.len() as u64;
+        let batch: Vec<Vec<u8>> = (300..304).map(entry).collect();
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let token = BatchToken([0x7e; 16]);
+        // The append's own check knows the lost backend: once it is gone the
+        // answer is certain, whoever holds the head.
+        let r = via.entries().append_with_token(&refs, token);
+        assert!(proxy.tripped.load(Ordering::SeqCst));
+        match cut {
+            Cut::BeforeCommit => assert!(
+                matches!(&r, Err(Error::ConnectionLost { .. })),
+                "{path:?} {cut:?}: {r:?}"
+            ),
+            _ => assert_eq!(r.unwrap(), at..at + 4, "{path:?} {cut:?}"),
+        }
+        if cut == Cut::BeforeCommit {
+            // Asked later, without the backend, while the head is held past
+            // the timeout: unknown (with the token), never "not written".
+            let began = Instant::now();
+            let e = via.entries().batch_outcome(&token).unwrap_err();
+            let waited = began.elapsed();
+            assert!(
+                matches!(&e, Error::OutcomeUnknown { batch: Some(t), .. } if *t == token),
+                "{e:?}"
+            );
+            assert!(waited >= OUTCOME_WAIT, "{waited:?}");
+            assert!(waited < OUTCOME_WAIT * 4, "bounded: {waited:?}");
+        }
+        blocker.lock().unwrap().batch_execute("ROLLBACK").unwrap();
+        // Released: the answer is certain, and right.
+        let outcome = via.entries().batch_outcome(&token).unwrap();
+        match cut {
+            Cut::BeforeCommit => assert_eq!(outcome, None),
+            _ => {
+                assert_eq!(outcome, Some(at..at + 4));
+                expected.extend(batch);
+            }
+        }
+        let n = via.entries().len().unwrap();
+        assert_eq!(via.entries().read_range(0..n).unwrap(), expected);
+        assert_eq!(via.entries().append(b"after").unwrap(), n);
+        drop((via, proxy));
+        common::drop_schema(&url, &schema);
+    }
 }
