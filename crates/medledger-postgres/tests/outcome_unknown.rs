@@ -444,23 +444,32 @@ fn an_outcome_asked_while_the_head_is_held_stays_unknown_until_it_is_released() 
         // transaction has ended (as a commit still in flight would hold it
         // while someone asks).
         let blocker = Arc::new(std::sync::Mutex::new(common::client(&url)));
+        let token = BatchToken([0x7e; 16]);
         let hook: Hook = {
             let (blocker, schema) = (Arc::clone(&blocker), schema.clone());
             Arc::new(move || {
-                blocker
-                    .lock()
-                    .unwrap()
-                    .batch_execute(&format!(
-                        "BEGIN; SELECT 1 FROM \"{schema}\".log_head WHERE id = 0 FOR UPDATE"
-                    ))
-                    .unwrap();
+                let mut c = blocker.lock().unwrap();
+                if cut == Cut::AfterCommit {
+                    // The forwarded statement commits first (else the
+                    // blocker could take the head before it, and the log
+                    // would rightly end it uncommitted).
+                    let start = Instant::now();
+                    let find = format!("SELECT 1 FROM \"{schema}\".batches WHERE token = $1");
+                    while c.query_opt(&find, &[&&token.0[..]]).unwrap().is_none() {
+                        assert!(start.elapsed() < Duration::from_secs(10), "never committed");
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                c.batch_execute(&format!(
+                    "BEGIN; SELECT 1 FROM \"{schema}\".log_head WHERE id = 0 FOR UPDATE"
+                ))
+                .unwrap();
             })
         };
         let (proxy, via, mut expected) = through_pass_proxy(&url, path, cut, Some(hook), &schema);
         let at = expected.len() as u64;
         let batch: Vec<Vec<u8>> = (300..304).map(entry).collect();
         let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-        let token = BatchToken([0x7e; 16]);
         // The append's own check knows the lost backend: once it is gone the
         // answer is certain, whoever holds the head.
         let r = via.entries().append_with_token(&refs, token);
