@@ -479,3 +479,85 @@ impl NodeStore for TxnNodes<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_chain::{HashAlg, MerkleLog};
+
+    /// The nodes appending `k` leaves after `first` stores, from an
+    /// in-memory tree.
+    fn appended(first: u64, k: u64) -> Vec<(NodeId, Hash)> {
+        let mut mem = MerkleLog::in_memory(HashAlg::Blake3);
+        let leaves: Vec<Vec<u8>> = (0..first + k).map(|i| i.to_le_bytes().to_vec()).collect();
+        mem.append_batch(leaves.iter().take(first as usize))
+            .unwrap();
+        let a = stored_count(first).unwrap();
+        let b = stored_count(first + k).unwrap();
+        mem.append_batch(leaves.iter().skip(first as usize))
+            .unwrap();
+        let ids: Vec<NodeId> = (0..=first + k)
+            .flat_map(|i| (0..=i.trailing_ones()).map(move |l| NodeId::new(l as u8, i >> l)))
+            .filter(|id| id.stored_index().is_some_and(|p| p >= a && p < b))
+            .collect();
+        let mut nodes: Vec<(NodeId, Hash)> = ids
+            .iter()
+            .copied()
+            .zip(mem.store().get(&ids).unwrap())
+            .collect();
+        nodes.sort_by_key(|(id, _)| id.stored_index());
+        nodes
+    }
+
+    #[test]
+    fn runs_cut_an_append_into_rows_of_240_hashes_from_its_position() {
+        let nodes = appended(5, 300);
+        // Leaves 5..305 store stored_count(305) - stored_count(5) hashes.
+        assert_eq!(nodes.len(), (610 - 4) - (10 - 2));
+        let (pos, bytes) = runs(5, 300, &nodes).unwrap();
+        assert_eq!(pos, vec![8, 248, 488]);
+        let lens: Vec<usize> = bytes.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![240 * 32, 240 * 32, 118 * 32]);
+        let flat: Vec<u8> = nodes
+            .iter()
+            .flat_map(|(_, h)| h.as_bytes().to_vec())
+            .collect();
+        assert_eq!(bytes.concat(), flat);
+        // One leaf: one run of its leaf hash and the nodes it completes.
+        let one = appended(7, 1);
+        let (pos, bytes) = runs(7, 1, &one).unwrap();
+        assert_eq!(pos, vec![11]);
+        assert_eq!(bytes.iter().map(Vec::len).collect::<Vec<_>>(), vec![4 * 32]);
+    }
+
+    #[test]
+    fn runs_refuse_nodes_that_are_not_exactly_the_append() {
+        let nodes = appended(5, 30);
+        for (first, k, given) in [
+            (5u64, 31u64, nodes.clone()),
+            (6, 30, nodes.clone()),
+            (5, 30, nodes[1..].to_vec()),
+            (5, 30, {
+                let mut v = nodes.clone();
+                v.swap(3, 4);
+                v
+            }),
+        ] {
+            assert!(
+                matches!(
+                    runs(first, k, &given),
+                    Err(Error::Inconsistent { what: "nodes", .. })
+                ),
+                "{first} {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn positions_are_stored_hash_indexes() {
+        assert_eq!(position(NodeId::new(0, 0)).unwrap(), 0);
+        assert_eq!(position(NodeId::new(1, 0)).unwrap(), 2);
+        assert_eq!(position(NodeId::new(0, 5)).unwrap(), 8);
+        assert!(position(NodeId::new(63, 1)).is_err());
+    }
+}
