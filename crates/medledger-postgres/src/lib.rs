@@ -39,9 +39,15 @@
 //! - Retries: only SQLSTATE 40001/40P01, which PostgreSQL guarantees were
 //!   rolled back. A connection lost during `COMMIT` is
 //!   never retried (it may have committed): the entry log asks once, by
-//!   the append's [`BatchToken`], whether it did; only if the server cannot
-//!   answer is it [`Error::OutcomeUnknown`] ([`PgEntryLog::batch_outcome`]
-//!   resolves it later).
+//!   the append's [`BatchToken`], whether it did, and answers "not written"
+//!   only once nothing can still commit it (the lost backend ended and
+//!   gone, or the head row lock held); if that is not certain within
+//!   [`sequencer::OUTCOME_WAIT`], it is [`Error::OutcomeUnknown`]
+//!   ([`PgEntryLog::batch_outcome`] resolves it later).
+//! - Several writers take turns on the schema's writer lock
+//!   ([`writer`]); each turn bumps `log_head.epoch`, and a store whose turn
+//!   has ended cannot append ([`Error::WriterFenced`]). Stores that take no
+//!   turns are not fenced, and blob and state writes never are.
 //! - Durability is PostgreSQL's: an append is acknowledged after `COMMIT`
 //!   returns, durable only with `synchronous_commit` on (the default) and
 //!   `fsync` on. With synchronous replication it is also on a standby.
