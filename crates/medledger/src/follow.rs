@@ -76,7 +76,12 @@ impl<N: NodeStore> Ledger<N> {
                 })
                 .at(op)?;
         }
-        let (lo, hi) = (from.to_be_bytes(), len.to_be_bytes());
+        // This ledger's own rows of its last turn are loaded already; they
+        // sit below every other writer's (which took their turns after).
+        // Usually `from` is above them too, but not when an append of
+        // this ledger had an unknown outcome and left its tree behind.
+        let lo = from.max(*self.rows_end.lock().unwrap_or_else(|e| e.into_inner()));
+        let (lo, hi) = (lo.to_be_bytes(), len.to_be_bytes());
         let changes = self
             .state
             .scan_range(T_CHANGES, &lo, &hi, usize::MAX)

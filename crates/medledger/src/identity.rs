@@ -91,6 +91,7 @@ impl<N: NodeStore> Ledger<N> {
             .at(op)?
             .index;
         let change = change(CHANGED_ACTOR, id.as_bytes());
+        self.wrote_rows_at(logged);
         self.commit_state(logged, op, &mut |t| {
             t.put(T_ACTORS, id.as_bytes(), &value)?;
             t.put(T_CHANGES, &logged.to_be_bytes(), &change)
@@ -114,6 +115,7 @@ impl<N: NodeStore> Ledger<N> {
         let event = self.system_event(op, Action::Grant, &organization)?;
         let logged = self.audit.append(event).at(op)?.index;
         let change = change(CHANGED_TRUST, organization.as_bytes());
+        self.wrote_rows_at(logged);
         self.commit_state(logged, op, &mut |t| {
             t.put(T_TRUSTED, organization.as_bytes(), &[])?;
             t.put(T_CHANGES, &logged.to_be_bytes(), &change)

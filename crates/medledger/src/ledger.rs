@@ -71,6 +71,10 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// The highest log index a state transaction was stamped with: stamps
     /// must not regress, but concurrent appends finish out of order.
     stamp: Mutex<u64>,
+    /// One past the highest log position this ledger keyed an `objects` or
+    /// `changes` row with: catch-up reads other writers' rows above it
+    /// (see `follow`).
+    pub(crate) rows_end: Mutex<u64>,
     /// Group commit of writes' state rows (see `state_commit`).
     pub(crate) state_commits: StateCommits,
     record_locks: Vec<Mutex<()>>,
@@ -167,6 +171,7 @@ impl<N: NodeStore> Ledger<N> {
             organizations: RwLock::new(HashMap::new()),
             checkpoint_lock: Mutex::new(()),
             stamp: Mutex::new(stamp),
+            rows_end: Mutex::new(0),
             state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
             turns: None,
@@ -263,6 +268,13 @@ impl<N: NodeStore> Ledger<N> {
         Ok(())
     }
 
+    /// Notes that this ledger keys an `objects` or `changes` row with log
+    /// position `at`.
+    pub(crate) fn wrote_rows_at(&self, at: u64) {
+        let mut end = lock(&self.rows_end);
+        *end = (*end).max(at.saturating_add(1));
+    }
+
     pub(crate) fn index(&self) -> RwLockReadGuard<'_, GrantIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -329,6 +341,7 @@ impl<N: NodeStore> Ledger<N> {
         };
         let mut value = vec![tag];
         value.extend_from_slice(bytes);
+        self.wrote_rows_at(at);
         self.commit_state(logged, op, &mut |t| {
             t.put(T_OBJECTS, &at.to_be_bytes(), &value)?;
             t.delete(T_PENDING, &object_id).map(|_| ())
