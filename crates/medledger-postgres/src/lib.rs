@@ -77,6 +77,7 @@ mod entry_log;
 mod entry_rows;
 pub mod error;
 pub mod nodes;
+mod outcome;
 mod pool;
 pub mod schema;
 pub mod sequencer;
