@@ -165,3 +165,49 @@ fn a_writer_whose_session_is_killed_hands_over_to_the_one_waiting() {
     drop((wa, wb, a, b));
     common::drop_schema(&url, &schema);
 }
+
+#[test]
+fn a_take_waits_for_an_append_in_flight_and_confirm_follows_turns() {
+    let Some(url) = common::url("turns::a_take_waits_for_an_append_in_flight") else {
+        return;
+    };
+    let schema = common::fresh_schema("turnwait");
+    let (a, b) = (open(&url, &schema), open(&url, &schema));
+    let (wa, wb) = (a.writer(), b.writer());
+    assert_eq!(wa.take(NO_WAIT).unwrap(), turn(1, 0, false));
+    assert_eq!(a.entries().append(b"a").unwrap(), 0);
+    wa.release().unwrap();
+    // Another session holds the head row, as an append in flight does: the
+    // take's epoch bump waits for it.
+    let mut holder = common::client(&url);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM \"{schema}\".log_head WHERE id = 0 FOR UPDATE"
+        ))
+        .unwrap();
+    let hold = Duration::from_millis(300);
+    let taker = std::thread::spawn(move || {
+        let began = Instant::now();
+        let r = wb.take(NO_WAIT);
+        (r, began.elapsed(), wb)
+    });
+    std::thread::sleep(hold);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let (r, waited, wb) = taker.join().unwrap();
+    assert_eq!(r.unwrap(), turn(2, 1, false));
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert_eq!(fenced(a.entries().append(b"a, fenced")), (1, 2));
+
+    // `confirm` (the hold-for-good check) sees turns: while B holds the
+    // writer, A's confirm is refused; once B releases, it takes the lock
+    // (without a new epoch, so A stays fenced until it takes a turn).
+    assert!(matches!(wa.confirm(), Err(Error::WriterClaimed { .. })));
+    wb.release().unwrap();
+    wa.confirm().unwrap();
+    assert!(matches!(wb.take(NO_WAIT), Err(Error::WriterClaimed { .. })));
+    assert_eq!(fenced(a.entries().append(b"a, still fenced")), (1, 2));
+    assert_eq!(wa.take(NO_WAIT).unwrap(), turn(3, 1, false));
+    assert_eq!(a.entries().append(b"a again").unwrap(), 1);
+    drop((wa, wb, a, b));
+    common::drop_schema(&url, &schema);
+}
