@@ -7,9 +7,9 @@
 //! log length `n`, inserts its entries at `n, n + 1, …`, computes the
 //! batch's Merkle nodes with a [`MerkleLog`] over the committed frontier
 //! (a transaction-scoped node view; the frontier is cached between appends
-//! while the head stays where this process left it), and writes each entry
-//! in one row with its node hashes, a `batches` row per caller and the new
-//! head in one statement, all in one transaction (three round trips:
+//! while the head stays where this process left it), and writes the
+//! entries, their node hashes (runs in `nodes`, see [`crate::nodes`]), a
+//! `batches` row per caller and the new head in one statement, all in one transaction (three round trips:
 //! `BEGIN` with the lock, the write, `COMMIT`). When this process
 //! committed the last append, it already knows `n` and the frontier, and
 //! sends that statement alone, guarded to lock the head and write only if
