@@ -211,7 +211,10 @@ impl WriterClaim {
     /// session to release it ([`Error::WriterClaimed`] after that; zero
     /// tries once), then reads or bumps the epoch and fences this store's
     /// appends with it (see the module docs). Taking it while this handle
-    /// holds it does not lock twice.
+    /// holds it does not lock twice. If the epoch cannot be read or bumped
+    /// (e.g. an append holds the head past [`TAKE_HEAD_WAIT`]), the error
+    /// is returned and a lock this call took is released again (one held
+    /// from an earlier take stays held).
     pub fn take(&self, wait: Duration) -> Result<Turn> {
         let op = "take the ledger's writer";
         let mut s = self.lock();
