@@ -313,15 +313,17 @@ impl<S: NodeStore> AuditLog<S> {
                 *head = (*head).max(i);
                 g.index.add(i, &event);
             }
+            // Adopted with their chunk: a later chunk's error must not
+            // lose them (the next follow starts after this chunk).
+            for issued in restored.drain(..) {
+                self.adopt(&mut g, issued)?;
+            }
             at = end;
         }
         let drained = drain(&mut g);
         self.appended.notify_all();
         drop(g);
         drained?;
-        for issued in restored {
-            self.restore_checkpoint(issued)?;
-        }
         Ok(len.saturating_sub(start))
     }
 
@@ -409,7 +411,13 @@ impl<S: NodeStore> AuditLog<S> {
         let root = g.tree.root();
         let cp = match g.checkpoints.last() {
             None => Checkpoint::first(&self.origin, g.tree.alg(), size, root, time),
-            Some(prev) => prev.checkpoint.successor(size, root, time),
+            // Chain time never goes back: a writer whose clock is behind
+            // the one that signed `prev` (another server sharing the log)
+            // stamps `prev`'s time instead.
+            Some(prev) => {
+                let floor = prev.checkpoint.chain.map_or(0, |l| l.time);
+                prev.checkpoint.successor(size, root, time.max(floor))
+            }
         };
         let mut note = Note::parse(cp.sign(signer)?.as_bytes())?;
         for w in witnesses {
@@ -468,6 +476,11 @@ impl<S: NodeStore> AuditLog<S> {
     /// Adopting a checkpoint already adopted does nothing.
     pub fn restore_checkpoint(&self, issued: IssuedCheckpoint) -> Result<()> {
         let mut g = lock(&self.inner);
+        self.adopt(&mut g, issued)
+    }
+
+    /// [`AuditLog::restore_checkpoint`] under the lock.
+    fn adopt(&self, g: &mut Inner<S>, issued: IssuedCheckpoint) -> Result<()> {
         let cp = &issued.checkpoint;
         if g.checkpoints.iter().any(|c| c.checkpoint == *cp) {
             return Ok(());

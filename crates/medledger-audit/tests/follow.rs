@@ -116,3 +116,40 @@ fn following_nothing_new_changes_nothing_and_a_shorter_log_is_refused() {
     assert!(one.follow(3).is_err());
     assert_eq!(one.size(), 1);
 }
+
+#[test]
+fn a_writer_whose_clock_is_behind_never_sends_chain_time_back() {
+    let f = fixture();
+    let entries = Arc::new(MemoryLog::new());
+    let ahead = open(&entries);
+    let behind = open(&entries);
+    ahead
+        .append(event(Action::Create, patient_a(), (1, Role::Clinician), T0))
+        .unwrap();
+    let first = ahead
+        .checkpoint_with_heads(&f.signer, 2_000, &[&f.witness])
+        .unwrap();
+    behind.follow(entries.len().unwrap()).unwrap();
+    behind
+        .append(event(
+            Action::Read,
+            patient_a(),
+            (1, Role::Clinician),
+            T0 + 1,
+        ))
+        .unwrap();
+    // This writer's clock says 1,000 s: 1,000 s behind the first.
+    let second = behind
+        .checkpoint_with_heads(&f.signer, 1_000, &[&f.witness])
+        .unwrap();
+    let time = |c: &IssuedCheckpoint| c.checkpoint.chain.map(|l| l.time);
+    assert_eq!(time(&second), time(&first));
+    first
+        .checkpoint
+        .check_successor(&second.checkpoint)
+        .unwrap();
+    // The other writer, and a fresh open, take it in.
+    ahead.follow(entries.len().unwrap()).unwrap();
+    assert_eq!(ahead.checkpoints().len(), 2);
+    assert_eq!(open(&entries).checkpoints().len(), 2);
+}
