@@ -54,17 +54,20 @@ impl<N: NodeStore> Ledger<N> {
         }
     }
 
-    /// Takes in what other writers did up to log length `len`.
+    /// Takes in what other writers did up to log length `len`. Reads
+    /// everything first and changes memory only after, so a read error
+    /// changes nothing and the next turn retries the same range; the
+    /// watermark moves only once the whole range is in.
     fn catch_up(&self, len: u64, op: Op) -> Result<()> {
-        let from = self.audit.size();
-        if len == from {
+        let caught = *self.caught.lock().unwrap_or_else(|e| e.into_inner());
+        if len == caught && len == self.audit.size() {
             return Ok(());
         }
         let pending = self.state.scan(T_PENDING, b"", usize::MAX).at(op)?;
         self.audit.follow(len).at(op)?;
         for (id, v) in pending {
             let p = Pending::parse(&id, &v, op)?;
-            if p.at >= len || !self.commitment_logged(&p.id, p.at.max(from), len, op)? {
+            if p.at >= len || !self.commitment_logged(&p.id, p.at.max(caught), len, op)? {
                 // Not logged (yet): whoever wrote it resolves it, or the
                 // next open does.
                 continue;
@@ -78,45 +81,53 @@ impl<N: NodeStore> Ledger<N> {
         }
         // This ledger's own rows of its last turn are loaded already; they
         // sit below every other writer's (which took their turns after).
-        // Usually `from` is above them too, but not when an append of
-        // this ledger had an unknown outcome and left its tree behind.
-        let lo = from.max(*self.rows_end.lock().unwrap_or_else(|e| e.into_inner()));
-        let (lo, hi) = (lo.to_be_bytes(), len.to_be_bytes());
-        let changes = self
-            .state
-            .scan_range(T_CHANGES, &lo, &hi, usize::MAX)
-            .at(op)?;
-        let objects = self
-            .state
-            .scan_range(T_OBJECTS, &lo, &hi, usize::MAX)
-            .at(op)?;
+        let own = *self.rows_end.lock().unwrap_or_else(|e| e.into_inner());
+        let (lo, hi) = (caught.max(own).to_be_bytes(), len.to_be_bytes());
         let corrupt = |reason| Error::CorruptState {
             op,
             table: T_CHANGES,
             reason,
         };
+        let mut changes = Vec::new();
+        for (_, v) in self
+            .state
+            .scan_range(T_CHANGES, &lo, &hi, usize::MAX)
+            .at(op)?
+        {
+            let (kind, id) = v.split_first().ok_or(corrupt("empty"))?;
+            let id = id_from(id).ok_or(corrupt("bad id"))?;
+            let row = match *kind {
+                CHANGED_ACTOR => Some(
+                    self.state
+                        .get(T_ACTORS, id.as_bytes())
+                        .at(op)?
+                        .ok_or(corrupt("actor row missing"))?,
+                ),
+                CHANGED_TRUST => None,
+                _ => return Err(corrupt("unknown kind")),
+            };
+            changes.push((id, row));
+        }
+        let objects = self
+            .state
+            .scan_range(T_OBJECTS, &lo, &hi, usize::MAX)
+            .at(op)?;
         let mut index = self.index_mut();
         let mut guardians = self.guardians_mut();
         let mut orgs = self
             .organizations
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        for (_, v) in changes {
-            let (kind, id) = v.split_first().ok_or(corrupt("empty"))?;
-            let id = id_from(id).ok_or(corrupt("bad id"))?;
-            match *kind {
-                CHANGED_ACTOR => {
-                    let row = self.state.get(T_ACTORS, id.as_bytes()).at(op)?;
-                    let row = row.ok_or(corrupt("actor row missing"))?;
-                    load_actor(&mut index, &mut orgs, &row, op)?;
-                }
-                CHANGED_TRUST => index.trust_organization(id).at(op)?,
-                _ => return Err(corrupt("unknown kind")),
+        for (id, row) in changes {
+            match row {
+                Some(row) => load_actor(&mut index, &mut orgs, &row, op)?,
+                None => index.trust_organization(id).at(op)?,
             }
         }
         for (k, v) in objects {
             load_object(&mut index, &mut guardians, &k, &v, op)?;
         }
+        *self.caught.lock().unwrap_or_else(|e| e.into_inner()) = len;
         Ok(())
     }
 }

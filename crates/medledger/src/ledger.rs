@@ -81,6 +81,9 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// Turn-taking with the other writers of a shared store (PostgreSQL);
     /// `None` when this ledger is its store's only writer.
     pub(crate) turns: Option<Turns>,
+    /// The log length up to which other writers' state rows are loaded
+    /// (see `follow`).
+    pub(crate) caught: Mutex<u64>,
 }
 
 impl<N: NodeStore> core::fmt::Debug for Ledger<N> {
@@ -175,6 +178,7 @@ impl<N: NodeStore> Ledger<N> {
             state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
             turns: None,
+            caught: Mutex::new(len),
         };
         ledger.restore()?;
         Ok(ledger)
@@ -192,16 +196,7 @@ impl<N: NodeStore> Ledger<N> {
                 .organizations
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
-            for (_, v) in self.state.scan(T_ACTORS, b"", usize::MAX).at(op)? {
-                load_actor(&mut index, &mut orgs, &v, op)?;
-            }
-            for (k, _) in self.state.scan(T_TRUSTED, b"", usize::MAX).at(op)? {
-                let id = id_from(&k).ok_or(corrupt(T_TRUSTED, "bad id"))?;
-                index.trust_organization(id).at(op)?;
-            }
-            for (k, v) in self.state.scan(T_OBJECTS, b"", usize::MAX).at(op)? {
-                load_object(&mut index, &mut guardians, &k, &v, op)?;
-            }
+            self.load_memory(&mut index, &mut guardians, &mut orgs, op)?;
         }
         for (_, v) in self.state.scan(T_CHECKPOINTS, b"", usize::MAX).at(op)? {
             let note = String::from_utf8(v).map_err(|_| corrupt(T_CHECKPOINTS, "not UTF-8"))?;
@@ -215,6 +210,35 @@ impl<N: NodeStore> Ledger<N> {
         self.blobs
             .collect_pending(&mut |id| Ok(state.get(crate::record::T_BLOBS, &id.0)?.is_some()))
             .at(op)?;
+        Ok(())
+    }
+
+    /// Replaces the grant index, guardians and organization labels with
+    /// what the state store holds (actors, trusted organizations, signed
+    /// objects).
+    fn load_memory(
+        &self,
+        index: &mut GrantIndex,
+        guardians: &mut Guardians,
+        orgs: &mut HashMap<ActorId, String>,
+        op: Op,
+    ) -> Result<()> {
+        let (mut i, mut g, mut o) = (GrantIndex::new(), Guardians::default(), HashMap::new());
+        for (_, v) in self.state.scan(T_ACTORS, b"", usize::MAX).at(op)? {
+            load_actor(&mut i, &mut o, &v, op)?;
+        }
+        for (k, _) in self.state.scan(T_TRUSTED, b"", usize::MAX).at(op)? {
+            let id = id_from(&k).ok_or(Error::CorruptState {
+                op,
+                table: T_TRUSTED,
+                reason: "bad id",
+            })?;
+            i.trust_organization(id).at(op)?;
+        }
+        for (k, v) in self.state.scan(T_OBJECTS, b"", usize::MAX).at(op)? {
+            load_object(&mut i, &mut g, &k, &v, op)?;
+        }
+        (*index, *guardians, *orgs) = (i, g, o);
         Ok(())
     }
 
@@ -319,7 +343,9 @@ impl<N: NodeStore> Ledger<N> {
     ) -> Result<u64> {
         let mut index = self.index_mut();
         let mut guardians = self.guardians_mut();
-        let at = self.audit.size();
+        // Objects are keyed by position: never reuse one, even while the
+        // tree waits behind an append whose outcome was unknown.
+        let at = self.audit.size().max(*lock(&self.rows_end));
         load(&mut index, &mut guardians, LogPosition(at)).at(op)?;
         let mut pending = vec![tag];
         pending.extend_from_slice(&at.to_be_bytes());
@@ -331,11 +357,16 @@ impl<N: NodeStore> Ledger<N> {
         let logged = match self.audit.append(event) {
             Ok(r) => r.index,
             Err(e) => {
-                // Best effort: an entry that never became durable leaves a
-                // pending row that the next open drops anyway.
-                let _ = self
-                    .state
-                    .transact(None, &mut |t| t.delete(T_PENDING, &object_id).map(|_| ()));
+                // The object was loaded but is not logged: put memory back
+                // to what the state holds. Its pending row stays: the
+                // append may still have landed (an unknown outcome), and
+                // then a catch-up or the next open adopts it; otherwise
+                // the next open drops it.
+                let mut orgs = self
+                    .organizations
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                self.load_memory(&mut index, &mut guardians, &mut orgs, op)?;
                 return Err(e).at(op);
             }
         };

@@ -56,8 +56,10 @@ impl TurnLock for PgTurns {
 }
 
 impl Stores<PgNodeStore> {
-    /// The stores of `store`, with the tree as committed now.
-    pub fn postgres(store: &PgStore) -> medledger_chain::Result<Self> {
+    /// The stores of `store`, with the tree as committed now. Crate-private:
+    /// a `Ledger` on a shared schema must take turns
+    /// ([`Ledger::open_postgres`]).
+    pub(crate) fn postgres(store: &PgStore) -> medledger_chain::Result<Self> {
         Ok(Stores {
             entries: Arc::clone(store.entries()) as _,
             tree: store.merkle_log()?,
