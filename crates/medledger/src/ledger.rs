@@ -350,24 +350,26 @@ impl<N: NodeStore> Ledger<N> {
         let mut pending = vec![tag];
         pending.extend_from_slice(&at.to_be_bytes());
         pending.extend_from_slice(bytes);
-        self.state
-            .transact(None, &mut |t| t.put(T_PENDING, &object_id, &pending))
-            .at(op)?;
         event.commitment = Some(Id32(object_id));
-        let logged = match self.audit.append(event) {
+        let appended = self
+            .state
+            .transact(None, &mut |t| t.put(T_PENDING, &object_id, &pending))
+            .at(op)
+            .and_then(|()| self.audit.append(event).at(op));
+        let logged = match appended {
             Ok(r) => r.index,
             Err(e) => {
                 // The object was loaded but is not logged: put memory back
-                // to what the state holds. Its pending row stays: the
-                // append may still have landed (an unknown outcome), and
-                // then a catch-up or the next open adopts it; otherwise
-                // the next open drops it.
+                // to what the state holds. A pending row stays: the append
+                // may still have landed (an unknown outcome), and then a
+                // catch-up or the next open adopts it; otherwise the next
+                // open drops it.
                 let mut orgs = self
                     .organizations
                     .write()
                     .unwrap_or_else(|e| e.into_inner());
                 self.load_memory(&mut index, &mut guardians, &mut orgs, op)?;
-                return Err(e).at(op);
+                return Err(e);
             }
         };
         let mut value = vec![tag];

@@ -445,3 +445,146 @@ fn a_grant_whose_writer_lost_its_turn_before_storing_it_is_adopted() {
     drop((a, b, store));
     drop_schema(&url, &schema);
 }
+
+fn kill_writer_sessions(url: &str) -> i64 {
+    let mut admin = url
+        .parse::<medledger::pg::postgres::Config>()
+        .unwrap()
+        .connect(medledger::pg::postgres::NoTls)
+        .unwrap();
+    admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&medledger::pg::writer::WRITER_APPLICATION_NAME],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_failed_catch_up_fails_closed_and_is_retried_in_full() {
+    let Some(url) = url("postgres::a_failed_catch_up_fails_closed_and_is_retried_in_full") else {
+        return;
+    };
+    use medledger::store::StateStore;
+    let (a, b, schema) = open_pair(&url, "retry", 8);
+    write(&a, "Observation/1", b"one");
+    b.read(&a.patient, "Observation/1", Purpose::PatientRequest)
+        .unwrap();
+    // A bad `changes` row in B's next range, then A's grant.
+    let store = medledger::pg::PgStore::open(
+        &url,
+        PgOptions {
+            schema: schema.clone(),
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    let key = b.size().to_be_bytes();
+    store
+        .state()
+        .transact(None, &mut |t| t.put("changes", &key, &[9u8; 33]))
+        .unwrap();
+    grant_to(&a, &a.doctor);
+    // B refuses to decide on a partial catch-up, every time, rather than
+    // deciding without A's grant.
+    for _ in 0..2 {
+        assert!(matches!(
+            b.read(&a.doctor, "Observation/1", Purpose::Treat),
+            Err(Error::CorruptState {
+                table: "changes",
+                ..
+            })
+        ));
+    }
+    // Repaired, the next turn takes in the whole range, grant included.
+    store
+        .state()
+        .transact(None, &mut |t| t.delete("changes", &key).map(|_| ()))
+        .unwrap();
+    assert_eq!(
+        &b.read(&a.doctor, "Observation/1", Purpose::Treat)
+            .unwrap()
+            .body[..],
+        b"one"
+    );
+    drop((a, b, store));
+    drop_schema(&url, &schema);
+}
+
+/// A body reader that runs `f` when first read, then ends: a hook inside
+/// a write's turn.
+struct Hook<F: FnMut()>(Option<F>);
+
+impl<F: FnMut()> std::io::Read for Hook<F> {
+    fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(mut f) = self.0.take() {
+            f();
+        }
+        Ok(0)
+    }
+}
+
+#[test]
+fn a_grant_fenced_mid_turn_leaves_nothing_in_memory() {
+    let Some(url) = url("postgres::a_grant_fenced_mid_turn_leaves_nothing_in_memory") else {
+        return;
+    };
+    let (a, b, schema) = open_pair(&url, "fenced", 9);
+    write(&a, "Observation/1", b"one");
+    let meta = medledger::StreamedRecord {
+        id: "Observation/2",
+        patient: a.patient.id(),
+        author: a.patient.id(),
+        content_type: "text/plain",
+        category: "Observation",
+        labels: SensitivitySet::empty(),
+    };
+    let mut granted = None;
+    // Inside A's turn: A's writer session dies, B takes its turn and
+    // writes, then A (still in its turn) grants.
+    let written = a.ledger.write_from(
+        &meta,
+        &mut Hook(Some(|| {
+            assert!(kill_writer_sessions(&url) >= 1);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    b.write(&record("Observation/3", &a.patient, &a.patient, b"three"))
+                        .unwrap();
+                });
+            });
+            let g = patient_grant(
+                &a.patient,
+                &a.doctor,
+                observations(),
+                ActionSet::empty().with(Action::Read),
+            );
+            granted = Some(a.ledger.grant(&g));
+        })),
+    );
+    // Both of A's appends in the dead turn were fenced.
+    let fenced = |r: String| r.contains("WriterFenced");
+    assert!(fenced(format!("{granted:?}")), "{granted:?}");
+    assert!(fenced(format!("{written:?}")), "{written:?}");
+    // The grant is in no log, and neither ledger honours it.
+    assert_eq!(
+        denied(a.ledger.read(&a.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+    assert_eq!(
+        denied(b.read(&a.doctor, "Observation/1", Purpose::Treat)),
+        DenyReason::NoGrant
+    );
+    // A's next turn takes in B's write.
+    assert_eq!(
+        &a.ledger
+            .read(&a.patient, "Observation/3", Purpose::PatientRequest)
+            .unwrap()
+            .body[..],
+        b"three"
+    );
+    assert_eq!(a.ledger.verify().unwrap(), b.verify().unwrap());
+    drop((a, b));
+    drop_schema(&url, &schema);
+}
