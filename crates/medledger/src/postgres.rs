@@ -41,17 +41,27 @@ fn claim_error(op: Op, e: medledger_postgres::Error) -> Error {
 }
 
 /// The schema's writer lock as the ledger's turn lock.
-struct PgTurns(WriterClaim);
+struct PgTurns {
+    claim: WriterClaim,
+    /// The schema, for errors.
+    schema: String,
+}
 
 impl TurnLock for PgTurns {
-    fn take(&self, op: Op) -> Result<u64> {
-        self.0
-            .take(TURN_WAIT)
+    fn take(&self, op: Op, wait: Duration) -> Result<u64> {
+        self.claim
+            .take(wait)
             .map(|turn| turn.entries)
             .map_err(|e| claim_error(op, e))
     }
     fn release(&self, op: Op) -> Result<()> {
-        self.0.release().map_err(|e| claim_error(op, e))
+        self.claim.release().map_err(|e| claim_error(op, e))
+    }
+    fn busy(&self, op: Op) -> Error {
+        Error::LedgerInUse {
+            op,
+            store: format!("PostgreSQL schema {:?}", self.schema),
+        }
     }
 }
 
@@ -87,18 +97,22 @@ impl Ledger<PgNodeStore> {
         key: &LedgerKey,
     ) -> Result<Self> {
         let op = Op::Open;
+        let schema = options.schema.clone();
         let store = PgStore::open(url, options)
             .map_err(medledger_store::Error::from)
             .at(op)?;
-        let turns = PgTurns(store.writer());
-        turns.take(op)?;
+        let turns = PgTurns {
+            claim: store.writer(),
+            schema,
+        };
+        turns.take(op, TURN_WAIT)?;
         let opened = Stores::postgres(&store)
             .at(op)
             .and_then(|stores| Ledger::with_stores(stores, origin, key));
         let released = turns.release(op);
         let mut ledger = opened?;
         released?;
-        ledger.turns = Some(Turns::new(Box::new(turns)));
+        ledger.turns = Some(Turns::new(Box::new(turns), TURN_WAIT));
         Ok(ledger)
     }
 }

@@ -31,6 +31,7 @@
 //! pay nothing.
 
 use std::cell::RefCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,12 +43,14 @@ pub const MAX_TURN: Duration = Duration::from_millis(50);
 
 /// The store's writer lock, shared by every process writing it.
 pub(crate) trait TurnLock: Send + Sync {
-    /// Takes the lock (waiting at most its configured limit) and returns
-    /// the log's length as of the take, with every append of an earlier
-    /// turn, by any writer, either in it or fenced out for good.
-    fn take(&self, op: Op) -> Result<u64>;
+    /// Takes the lock, waiting at most `wait`, and returns the log's
+    /// length as of the take, with every append of an earlier turn, by any
+    /// writer, either in it or fenced out for good.
+    fn take(&self, op: Op, wait: Duration) -> Result<u64>;
     /// Releases the lock.
     fn release(&self, op: Op) -> Result<()>;
+    /// The error of an operation that waited its whole limit for a turn.
+    fn busy(&self, op: Op) -> crate::Error;
 }
 
 #[derive(Default)]
@@ -65,6 +68,8 @@ struct TurnState {
 /// The turn state of one ledger (see the module docs).
 pub(crate) struct Turns {
     lock: Box<dyn TurnLock>,
+    /// The longest an operation waits for its turn, all waits included.
+    wait: Duration,
     state: Mutex<TurnState>,
     changed: Condvar,
 }
@@ -78,13 +83,15 @@ thread_local! {
 /// An operation's place in its ledger's turn; ends it on drop.
 pub(crate) struct TurnGuard<'a> {
     turns: Option<&'a Turns>,
+    op: Op,
 }
 
 impl Turns {
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn new(lock: Box<dyn TurnLock>) -> Self {
+    pub(crate) fn new(lock: Box<dyn TurnLock>, wait: Duration) -> Self {
         Turns {
             lock,
+            wait,
             state: Mutex::new(TurnState::default()),
             changed: Condvar::new(),
         }
@@ -94,8 +101,18 @@ impl Turns {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, g: MutexGuard<'a, TurnState>) -> MutexGuard<'a, TurnState> {
-        self.changed.wait(g).unwrap_or_else(|e| e.into_inner())
+    /// Waits for a change until `deadline`; `None` once it has passed.
+    fn wait<'a>(
+        &self,
+        g: MutexGuard<'a, TurnState>,
+        deadline: Instant,
+    ) -> Option<MutexGuard<'a, TurnState>> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let (g, _) = self
+            .changed
+            .wait_timeout(g, left)
+            .unwrap_or_else(|e| e.into_inner());
+        Some(g)
     }
 
     fn key(&self) -> usize {
@@ -103,7 +120,9 @@ impl Turns {
     }
 
     /// Joins the current turn, or takes a new one and runs `catch_up` with
-    /// the log length before any operation of the turn starts.
+    /// the log length before any operation of the turn starts. Gives up
+    /// with the lock's busy error once `self.wait` has passed, whether it
+    /// waited for this process's other operations or for the lock.
     pub(crate) fn enter(
         &self,
         op: Op,
@@ -111,6 +130,7 @@ impl Turns {
     ) -> Result<TurnGuard<'_>> {
         let key = self.key();
         let nested = JOINED.with(|j| j.borrow().contains(&key));
+        let deadline = Instant::now() + self.wait;
         let mut g = self.state();
         loop {
             let fresh = g.since.is_none_or(|t| t.elapsed() < MAX_TURN);
@@ -118,38 +138,58 @@ impl Turns {
                 g.active += 1;
                 drop(g);
                 JOINED.with(|j| j.borrow_mut().push(key));
-                return Ok(TurnGuard { turns: Some(self) });
+                return Ok(TurnGuard {
+                    turns: Some(self),
+                    op,
+                });
             }
             if g.busy || g.held {
                 // A take or release is under way, or an old turn drains.
-                g = self.wait(g);
+                g = match self.wait(g, deadline) {
+                    Some(g) => g,
+                    None => return Err(self.lock.busy(op)),
+                };
                 continue;
             }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or_else(|| self.lock.busy(op))?;
             g.busy = true;
             drop(g);
-            let taken = self.lock.take(op).and_then(|len| match catch_up(len) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    // Leave nothing half-taken: the next operation takes
-                    // the lock again and catches up from where this one
-                    // stopped.
+            // Whatever happens, including a panic, the lock is released
+            // unless the turn is really taken, and `busy` is cleared.
+            let taken = catch_unwind(AssertUnwindSafe(|| {
+                let len = self.lock.take(op, left)?;
+                catch_up(len).inspect_err(|_| {
+                    // The next operation takes the lock again and catches
+                    // up from the last range fully taken in.
                     let _ = self.lock.release(op);
-                    Err(e)
-                }
-            });
+                })
+            }));
             g = self.state();
             g.busy = false;
             self.changed.notify_all();
-            taken?;
-            g.held = true;
-            g.since = Some(Instant::now());
+            match taken {
+                Ok(Ok(())) => {
+                    g.held = true;
+                    g.since = Some(Instant::now());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(panic) => {
+                    drop(g);
+                    let _ = catch_unwind(AssertUnwindSafe(|| self.lock.release(op)));
+                    resume_unwind(panic)
+                }
+            }
         }
     }
 
     /// Ends one operation; the last one of a turn releases the lock.
-    fn leave(&self) {
+    fn leave(&self, op: Op) {
         let key = self.key();
-        JOINED.with(|j| {
+        // `try_with`: a guard dropped while its thread's locals are torn
+        // down has no list left to leave.
+        let _ = JOINED.try_with(|j| {
             let mut j = j.borrow_mut();
             if let Some(at) = j.iter().rposition(|k| *k == key) {
                 j.remove(at);
@@ -162,9 +202,10 @@ impl Turns {
         }
         g.busy = true;
         drop(g);
-        // A release that fails leaves the lock with a session that is gone
-        // (and so released it) or still ours: the next take handles both.
-        let _ = self.lock.release(Op::Open);
+        // A release that fails (or panics) leaves the lock with a session
+        // that is gone, and so released it, or dropped by the lock, which
+        // releases it too: either way the turn has ended here.
+        let _ = catch_unwind(AssertUnwindSafe(|| self.lock.release(op)));
         let mut g = self.state();
         g.busy = false;
         g.held = false;
@@ -176,14 +217,17 @@ impl Turns {
 impl TurnGuard<'_> {
     /// The guard of a ledger without turns.
     pub(crate) fn none() -> Self {
-        TurnGuard { turns: None }
+        TurnGuard {
+            turns: None,
+            op: Op::Open,
+        }
     }
 }
 
 impl Drop for TurnGuard<'_> {
     fn drop(&mut self) {
         if let Some(t) = self.turns {
-            t.leave();
+            t.leave(self.op);
         }
     }
 }
@@ -204,7 +248,7 @@ mod tests {
     }
 
     impl TurnLock for Arc<Counting> {
-        fn take(&self, _op: Op) -> Result<u64> {
+        fn take(&self, _op: Op, _wait: Duration) -> Result<u64> {
             let mut h = self.holding.lock().unwrap();
             assert!(!*h, "taken twice without a release");
             *h = true;
@@ -218,13 +262,19 @@ mod tests {
             self.releases.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
+        fn busy(&self, op: Op) -> crate::Error {
+            crate::Error::LedgerInUse {
+                op,
+                store: "test".into(),
+            }
+        }
     }
 
     #[test]
     fn operations_share_a_turn_and_the_last_releases_it() {
         let lock = Arc::new(Counting::default());
         lock.len.store(7, Ordering::SeqCst);
-        let turns = Turns::new(Box::new(lock.clone()));
+        let turns = Turns::new(Box::new(lock.clone()), Duration::from_secs(5));
         let seen = Mutex::new(Vec::new());
         let catch_up = |len| {
             seen.lock().unwrap().push(len);
@@ -247,7 +297,7 @@ mod tests {
     #[test]
     fn a_failed_catch_up_releases_and_the_next_operation_retries() {
         let lock = Arc::new(Counting::default());
-        let turns = Turns::new(Box::new(lock.clone()));
+        let turns = Turns::new(Box::new(lock.clone()), Duration::from_secs(5));
         let fail = |_| {
             Err(crate::Error::InvalidInput {
                 op: Op::Read,
@@ -267,7 +317,7 @@ mod tests {
     #[test]
     fn a_nested_operation_joins_even_an_old_turn_and_a_new_one_waits() {
         let lock = Arc::new(Counting::default());
-        let turns = Arc::new(Turns::new(Box::new(lock.clone())));
+        let turns = Arc::new(Turns::new(Box::new(lock.clone()), Duration::from_secs(5)));
         let ok = |_| Ok(());
         let outer = turns.enter(Op::Write, &ok).unwrap();
         std::thread::sleep(MAX_TURN + Duration::from_millis(5));
@@ -295,7 +345,7 @@ mod tests {
     #[test]
     fn concurrent_operations_never_take_twice() {
         let lock = Arc::new(Counting::default());
-        let turns = Arc::new(Turns::new(Box::new(lock.clone())));
+        let turns = Arc::new(Turns::new(Box::new(lock.clone()), Duration::from_secs(5)));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let turns = turns.clone();
@@ -314,5 +364,52 @@ mod tests {
         let takes = lock.takes.load(Ordering::SeqCst);
         assert_eq!(takes, lock.releases.load(Ordering::SeqCst));
         assert!(!*lock.holding.lock().unwrap(), "released at the end");
+    }
+
+    #[test]
+    fn waiting_behind_an_old_turn_ends_with_the_busy_error() {
+        let lock = Arc::new(Counting::default());
+        let turns = Arc::new(Turns::new(
+            Box::new(lock.clone()),
+            Duration::from_millis(100),
+        ));
+        let ok = |_| Ok(());
+        let held = turns.enter(Op::Write, &ok).unwrap();
+        std::thread::sleep(MAX_TURN + Duration::from_millis(5));
+        let other = {
+            let turns = turns.clone();
+            std::thread::spawn(move || {
+                let ok = |_| Ok(());
+                let started = Instant::now();
+                let r = turns.enter(Op::Read, &ok).map(|_| ());
+                (r, started.elapsed())
+            })
+        };
+        let (r, waited) = other.join().unwrap();
+        assert!(matches!(
+            r,
+            Err(crate::Error::LedgerInUse { op: Op::Read, .. })
+        ));
+        assert!(waited >= Duration::from_millis(100));
+        drop(held);
+        assert_eq!(lock.releases.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_panicking_catch_up_releases_the_lock_and_leaves_no_take_half_done() {
+        let lock = Arc::new(Counting::default());
+        let turns = Turns::new(Box::new(lock.clone()), Duration::from_secs(5));
+        let boom = |_| -> Result<()> { panic!("catch-up panicked") };
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            turns.enter(Op::Read, &boom).map(|_| ())
+        }));
+        assert!(r.is_err(), "the panic reaches the caller");
+        assert_eq!(lock.takes.load(Ordering::SeqCst), 1);
+        assert_eq!(lock.releases.load(Ordering::SeqCst), 1);
+        // The next operation takes a new turn instead of waiting forever.
+        let ok = |_| Ok(());
+        drop(turns.enter(Op::Read, &ok).unwrap());
+        assert_eq!(lock.takes.load(Ordering::SeqCst), 2);
+        assert_eq!(lock.releases.load(Ordering::SeqCst), 2);
     }
 }
