@@ -255,6 +255,30 @@ fn two_ledgers_on_one_schema_take_turns_and_see_each_others_work() {
         DenyReason::NoGrant
     );
 
+    // A guardian registered through B, appointed through A, reads through
+    // B; the appointment revoked through A stops it on B.
+    let guardian = actor(&b, ActorKind::Guardian, "family");
+    let appointed = w
+        .ledger
+        .appoint_guardian(&appointment(&w.patient, &guardian, &w.patient))
+        .unwrap();
+    assert_eq!(
+        &b.read(&guardian, "Observation/1", Purpose::PatientRequest)
+            .unwrap()
+            .body[..],
+        b"v2 through B"
+    );
+    w.ledger
+        .revoke(&revocation(
+            &w.patient,
+            RevocationTarget::Appointment(appointed),
+        ))
+        .unwrap();
+    assert!(matches!(
+        b.read(&guardian, "Observation/1", Purpose::PatientRequest),
+        Err(Error::AccessDenied { .. })
+    ));
+
     // Checkpoints chain across the two, with one witness.
     let witness = witness("w.example", &w.ledger);
     let cp1 = w.ledger.checkpoint(&[&witness]).unwrap();
