@@ -7,7 +7,7 @@
 //! | SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), before or at `COMMIT` | [`Error::Conflict`] once retries run out | yes, the whole transaction, a bounded number of times: PostgreSQL rolled it back |
 //! | the connection closed, an I/O error, or SQLSTATE class 57 (operator intervention: `pg_terminate_backend`, shutdown; not 57014, a canceled statement, which is [`Error::Server`]) *before* `COMMIT` was sent | [`Error::ConnectionLost`] | no: the transaction certainly did not commit; the caller may try again |
 //! | the same *while* `COMMIT` was in flight | [`Error::OutcomeUnknown`], unless the entry log settles it at once (acknowledged if it committed, [`Error::ConnectionLost`] only when nothing can still commit it: see [`crate::sequencer`], "Failures") | never: it may have committed; [`crate::PgEntryLog::batch_outcome`] tells |
-//! | an append of a store whose writer turn has ended (another writer took the schema's writer since) | [`Error::WriterFenced`] | never: nothing was appended |
+//! | an append or state write of a store whose writer turn has ended (another writer took the schema's writer since) | [`Error::WriterFenced`] | never: nothing was written |
 //! | no connection could be opened | [`Error::Connect`] | no |
 //! | any other server error (constraint, syntax, permissions) | [`Error::Server`] | no |
 
@@ -114,17 +114,18 @@ pub enum Error {
         schema: String,
     },
     /// This store's writer turn has ended: another writer took the
-    /// schema's writer since (the head's epoch is no longer the one this
-    /// store's claim took; see [`crate::writer`]). Nothing was appended,
-    /// and the append is never retried: take a turn again, catch up with
-    /// the log, then write.
-    #[error("schema {schema:?}: writer turn {ours} has ended, another writer took turn {current}; nothing was appended")]
+    /// schema's writer since (the epoch in `log_head`, or for a state
+    /// write in `state_meta`, is no longer the one this store's claim
+    /// took; see [`crate::writer`]). Nothing was written (no entry, no
+    /// state row), and the write is never retried: take a turn again,
+    /// catch up with the log, then write.
+    #[error("schema {schema:?}: writer turn {ours} has ended, another writer took turn {current}; nothing was written")]
     WriterFenced {
         /// The schema.
         schema: String,
         /// The epoch of this store's last turn.
         ours: u64,
-        /// The epoch in `log_head` now.
+        /// The epoch in `log_head` (or `state_meta`) now.
         current: u64,
     },
     /// The log was created with another hash algorithm.
@@ -268,7 +269,7 @@ impl Error {
             Error::InvalidUrl { .. } | Error::InvalidSchemaName { .. } => "configure PostgreSQL",
             Error::SchemaTooNew { .. } | Error::HashAlgMismatch { .. } => "open PostgreSQL schema",
             Error::WriterClaimed { .. } => "claim the ledger's writer",
-            Error::WriterFenced { .. } => "append entries",
+            Error::WriterFenced { .. } => "write as the ledger's writer",
             Error::Inconsistent { what, .. } => what,
         }
     }

@@ -4,8 +4,8 @@
 //!
 //! | trait | type | tables |
 //! |---|---|---|
-//! | [`medledger_store::EntryLog`] | [`PgEntryLog`] | `entries` (body and node hashes), `log_head`, `batches` |
-//! | [`medledger_chain::NodeStore`] | [`PgNodeStore`] | `entries.hashes`, `log_head` |
+//! | [`medledger_store::EntryLog`] | [`PgEntryLog`] | `entries`, `nodes`, `log_head`, `batches` |
+//! | [`medledger_chain::NodeStore`] | [`PgNodeStore`] | `nodes`, `log_head` |
 //! | [`medledger_store::BlobStore`] | [`PgBlobStore`] | `blobs`, `blob_chunks` |
 //! | [`medledger_store::StateStore`] | [`PgStateStore`] | `state_kv`, `state_meta`, `state_undo` |
 //!
@@ -45,9 +45,11 @@
 //!   [`sequencer::OUTCOME_WAIT`], it is [`Error::OutcomeUnknown`]
 //!   ([`PgEntryLog::batch_outcome`] resolves it later).
 //! - Several writers take turns on the schema's writer lock
-//!   ([`writer`]); each turn bumps `log_head.epoch`, and a store whose turn
-//!   has ended cannot append ([`Error::WriterFenced`]). Stores that take no
-//!   turns are not fenced, and blob and state writes never are.
+//!   ([`writer`]); each turn bumps `log_head.epoch` and
+//!   `state_meta.epoch`, and a store whose turn has ended can neither
+//!   append nor write state ([`Error::WriterFenced`]). Stores that take no
+//!   turns are not fenced, and blob writes never are (a blob no state row
+//!   references is collected).
 //! - Durability is PostgreSQL's: an append is acknowledged after `COMMIT`
 //!   returns, durable only with `synchronous_commit` on (the default) and
 //!   `fsync` on. With synchronous replication it is also on a standby.
@@ -166,14 +168,16 @@ impl PgStore {
             let mut client = pool.connect()?;
             schema::prepare(&mut client, &options.schema, options.hash_alg)?;
         }
+        let entries = Arc::new(PgEntryLog::new(
+            Arc::clone(&pool),
+            options.hash_alg,
+            options.group_commit,
+        ));
         Ok(PgStore {
-            entries: Arc::new(PgEntryLog::new(
-                Arc::clone(&pool),
-                options.hash_alg,
-                options.group_commit,
-            )),
+            // The state store shares the entry log's writer fence.
+            state: Arc::new(PgStateStore::new(Arc::clone(&pool), entries.fence())),
+            entries,
             blobs: Arc::new(PgBlobStore::new(Arc::clone(&pool))),
-            state: Arc::new(PgStateStore::new(Arc::clone(&pool))),
             pool,
             schema: options.schema,
             alg: options.hash_alg,
@@ -185,7 +189,7 @@ impl PgStore {
         &self.entries
     }
 
-    /// A node store over the node hashes kept in `entries`.
+    /// A node store over the node hashes kept in `nodes`.
     pub fn nodes(&self) -> PgNodeStore {
         PgNodeStore::new(Arc::clone(&self.pool))
     }

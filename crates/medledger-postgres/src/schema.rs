@@ -1,7 +1,7 @@
 //! The tables, their creation, and schema versioning.
 //!
 //! Everything lives in one PostgreSQL schema (namespace) per ledger, named
-//! by [`crate::PgOptions::schema`]. Version 3:
+//! by [`crate::PgOptions::schema`]. Version 4:
 //!
 //! ```text
 //! schema_version (id smallint PK = 0, version integer)
@@ -13,7 +13,9 @@
 //! batches       (token bytea PK, start bigint, count integer)    one row per append transaction
 //! blobs         (gen bigserial PK, id bytea UNIQUE, referenced boolean, length bigint, chunks integer)
 //! blob_chunks   (gen bigint FK blobs ON DELETE CASCADE, no integer, data bytea, tag bytea, PK (gen, no))
-//! state_meta    (id smallint PK = 0, stamp bigint NULL, undo_seq bigint)
+//! state_meta    (id smallint PK = 0, stamp bigint NULL, undo_seq bigint,
+//!                epoch bigint DEFAULT 0)                         the writer epoch state writes are
+//!                                                                fenced with (version 4)
 //! state_kv      (tbl text, key bytea, value bytea, PK (tbl, key))
 //! state_undo    (idx bigint, seq bigint, step integer, tbl text NULL, key bytea NULL,
 //!                old bytea NULL, stamp bigint NULL, PK (idx, seq, step))
@@ -31,6 +33,12 @@
 //! a body (written by a node store used without an entry log; their hashes
 //! are now runs), and drops the column.
 //!
+//! Version 4 added `state_meta.epoch`: each take that bumps
+//! `log_head.epoch` sets it to the new epoch in the same transaction, and
+//! a store that takes turns writes state only while it equals its turn
+//! ([`crate::writer`]). Migrating a version 3 (or older, through the
+//! chain) schema adds the column with the head's current epoch.
+//!
 //! Creation and migration run in one transaction under an advisory lock
 //! keyed by the schema name, so servers starting together do not race. A
 //! version above [`SCHEMA_VERSION`] is refused with
@@ -43,7 +51,7 @@ use postgres::Client;
 use crate::error::{Error, Result, Stage};
 
 /// The schema version this build creates and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Version 1's tables (the schema is the connection's `search_path`); a
 /// new schema is created as version 1, then migrated.
@@ -113,6 +121,13 @@ ALTER TABLE entries DROP COLUMN hashes;
 ALTER TABLE entries ALTER COLUMN body SET NOT NULL;
 ";
 
+/// Version 3 to version 4: the writer epoch state writes are fenced
+/// with, starting at the head's (0 while `log_head` has no row yet).
+const V3_TO_V4: &str = "
+ALTER TABLE state_meta ADD COLUMN epoch bigint NOT NULL DEFAULT 0 CHECK (epoch >= 0);
+UPDATE state_meta SET epoch = COALESCE((SELECT epoch FROM log_head WHERE id = 0), 0);
+";
+
 fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> Error {
     move |e| Error::from_pg(op, Stage::BeforeCommit, None, e)
 }
@@ -153,11 +168,14 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
                 reason: format!("version {v} was never written by medledger"),
             })
         }
-        Some(v @ (1 | 2)) => {
+        Some(v @ 1..=3) => {
             if v == 1 {
                 tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
             }
-            tx.batch_execute(V2_TO_V3).map_err(pg(op))?;
+            if v <= 2 {
+                tx.batch_execute(V2_TO_V3).map_err(pg(op))?;
+            }
+            tx.batch_execute(V3_TO_V4).map_err(pg(op))?;
             tx.execute(
                 "UPDATE schema_version SET version = $1 WHERE id = 0",
                 &[&SCHEMA_VERSION],
@@ -169,6 +187,7 @@ pub(crate) fn prepare(client: &mut Client, schema: &str, alg: HashAlg) -> Result
             tx.batch_execute(V1).map_err(pg(op))?;
             tx.batch_execute(V1_TO_V2).map_err(pg(op))?;
             tx.batch_execute(V2_TO_V3).map_err(pg(op))?;
+            tx.batch_execute(V3_TO_V4).map_err(pg(op))?;
             tx.execute(
                 "INSERT INTO log_head (id, entries, leaves, hash_alg) VALUES (0, 0, 0, $1)",
                 &[&i16::from(alg.id())],
@@ -218,6 +237,85 @@ mod tests {
         )
         .unwrap()
         .get(0)
+    }
+
+    fn state_epoch(c: &mut Client, schema: &str) -> i64 {
+        c.query_one(
+            &format!("SELECT epoch FROM \"{schema}\".state_meta WHERE id = 0"),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    }
+
+    #[test]
+    fn a_new_schema_has_the_state_epoch() {
+        let Some(url) = url() else { return };
+        let schema = format!("t_new_{}", std::process::id());
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .unwrap();
+        let options = crate::PgOptions {
+            schema: schema.clone(),
+            ..crate::PgOptions::default()
+        };
+        drop(crate::PgStore::open(&url, options).unwrap());
+        assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
+        assert_eq!(state_epoch(&mut c, &schema), 0);
+        c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_version_3_schema_gets_the_state_epoch_of_its_head() {
+        use medledger_store::StateStore;
+        let Some(url) = url() else { return };
+        let schema = format!("t_v3_{}", std::process::id());
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        // A version 3 schema whose writers took 7 turns, with a state row.
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
+             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
+             {V1} {V1_TO_V2}; {V2_TO_V3}
+             INSERT INTO schema_version (id, version) VALUES (0, 3);
+             UPDATE state_meta SET stamp = 4, undo_seq = 2;"
+        ))
+        .unwrap();
+        c.execute(
+            "INSERT INTO log_head (id, entries, leaves, hash_alg, epoch) VALUES (0, 0, 0, $1, 7)",
+            &[&i16::from(HashAlg::Blake3.id())],
+        )
+        .unwrap();
+        c.batch_execute("RESET search_path").unwrap();
+        let options = crate::PgOptions {
+            schema: schema.clone(),
+            ..crate::PgOptions::default()
+        };
+        let store = crate::PgStore::open(&url, options).unwrap();
+        assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
+        assert_eq!(state_epoch(&mut c, &schema), 7);
+        assert_eq!(store.state().log_index().unwrap(), Some(4));
+        // A take bumps both epochs, and state writes under it succeed.
+        let turn = store.writer().take(std::time::Duration::ZERO).unwrap();
+        assert_eq!((turn.epoch, turn.resumed), (8, false));
+        assert_eq!(state_epoch(&mut c, &schema), 8);
+        store
+            .state()
+            .transact(Some(5), &mut |t| t.put("t", b"k", b"v"))
+            .unwrap();
+        assert_eq!(store.state().get("t", b"k").unwrap(), Some(b"v".to_vec()));
+        drop(store);
+        c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .unwrap();
     }
 
     #[test]
@@ -270,19 +368,25 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(epoch, 0);
+        assert_eq!(state_epoch(&mut c, &schema), 0);
         // The migrated schema works: appends, and a turn bumps the epoch.
         assert_eq!(store.entries().append_batch(&[b"a", b"b"]).unwrap(), 0..2);
         let turn = store.writer().take(std::time::Duration::ZERO).unwrap();
         assert_eq!((turn.epoch, turn.entries, turn.resumed), (1, 2, false));
         assert_eq!(store.entries().append(b"c").unwrap(), 2);
+        assert_eq!(
+            state_epoch(&mut c, &schema),
+            1,
+            "the take set the state epoch too"
+        );
         drop(store);
         // Opening again leaves the version as it is.
         drop(crate::PgStore::open(&url, options.clone()).unwrap());
         assert_eq!(version(&mut c, &schema), SCHEMA_VERSION);
 
-        // A version 4 row (a newer build) is refused.
+        // A version 5 row (a newer build) is refused.
         c.execute(
-            &format!("UPDATE \"{schema}\".schema_version SET version = 4"),
+            &format!("UPDATE \"{schema}\".schema_version SET version = 5"),
             &[],
         )
         .unwrap();
@@ -291,8 +395,8 @@ mod tests {
             matches!(
                 &e,
                 Error::SchemaTooNew {
-                    found: 4,
-                    supported: 3,
+                    found: 5,
+                    supported: 4,
                     ..
                 }
             ),

@@ -16,6 +16,21 @@
 //!
 //! A transaction rolled back with 40001/40P01 runs `f` again (it is
 //! `FnMut`); any other failure leaves nothing written.
+//!
+//! # The writer fence
+//!
+//! Once the store's writer claim has taken a turn ([`crate::writer`]),
+//! every write transaction ([`StateStore::transact`],
+//! [`StateStore::transact_applied`], [`StateStore::reconcile`]) checks,
+//! with the `state_meta` lock, that `state_meta.epoch` is still the
+//! turn's epoch; if another writer took a turn since, it writes nothing
+//! and fails with [`Error::WriterFenced`] (inside
+//! [`medledger_store::Error::Backend`]: [`Error::in_store_error`] finds
+//! it), before `f` runs. A take sets `state_meta.epoch` in the
+//! transaction that bumps the head's epoch, and waits for a state
+//! transaction in flight, so a state write of a writer whose turn ended
+//! either commits before the take or writes nothing. A store that never
+//! took a turn is not fenced. Reads are never fenced.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -25,6 +40,7 @@ use medledger_store::{StateStore, StateTxn};
 
 use crate::error::{Error, Result, Stage};
 use crate::pool::{Conn, Pool};
+use crate::sequencer::Fence;
 
 const GET: &str = "SELECT value FROM state_kv WHERE tbl = $1 AND key = $2";
 const PUT: &str = "INSERT INTO state_kv (tbl, key, value) VALUES ($1, $2, $3) ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value";
@@ -32,7 +48,7 @@ const DELETE: &str = "DELETE FROM state_kv WHERE tbl = $1 AND key = $2 RETURNING
 const SCAN_TO: &str = "SELECT key, value FROM state_kv WHERE tbl = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4";
 const SCAN_FROM: &str =
     "SELECT key, value FROM state_kv WHERE tbl = $1 AND key >= $2 ORDER BY key LIMIT $3";
-const LOCK_META: &str = "SELECT stamp, undo_seq FROM state_meta WHERE id = 0 FOR UPDATE";
+const LOCK_META: &str = "SELECT stamp, undo_seq, epoch FROM state_meta WHERE id = 0 FOR UPDATE";
 const READ_STAMP: &str = "SELECT stamp FROM state_meta WHERE id = 0";
 const SET_META: &str = "UPDATE state_meta SET stamp = $1, undo_seq = $2 WHERE id = 0";
 const SET_STAMP: &str = "UPDATE state_meta SET stamp = $1 WHERE id = 0";
@@ -106,6 +122,8 @@ fn stamp_of(v: Option<i64>) -> medledger_store::Result<Option<u64>> {
 #[derive(Debug, Clone)]
 pub struct PgStateStore {
     pool: Arc<Pool>,
+    /// The store's writer fence, shared with its entry log.
+    fence: Arc<Fence>,
 }
 
 /// One undo step (see the module docs).
@@ -215,8 +233,34 @@ fn to_i64(v: u64) -> Result<i64> {
 }
 
 impl PgStateStore {
-    pub(crate) fn new(pool: Arc<Pool>) -> Self {
-        PgStateStore { pool }
+    pub(crate) fn new(pool: Arc<Pool>, fence: Arc<Fence>) -> Self {
+        PgStateStore { pool, fence }
+    }
+
+    /// Locks `state_meta` (waiting for a state transaction or a take in
+    /// flight) and checks the writer fence: `(stamp, undo_seq)`, or
+    /// [`Error::WriterFenced`] if this store took a turn and
+    /// `state_meta.epoch` is no longer its epoch.
+    fn lock_meta(&self, conn: &mut Conn, op: &'static str) -> Result<(Option<i64>, i64)> {
+        let lock = conn.prepare(op, LOCK_META)?;
+        let row = conn.client.query_one(&lock, &[]).map_err(pg(op))?;
+        let stamp: Option<i64> = row.try_get(0).map_err(pg(op))?;
+        let seq: i64 = row.try_get(1).map_err(pg(op))?;
+        let epoch: i64 = row.try_get(2).map_err(pg(op))?;
+        if let Some(ours) = self.fence.get() {
+            let current = u64::try_from(epoch).map_err(|_| Error::Inconsistent {
+                what: "state_meta",
+                reason: format!("negative writer epoch {epoch}"),
+            })?;
+            if current != ours {
+                return Err(Error::WriterFenced {
+                    schema: self.pool.schema().to_owned(),
+                    ours,
+                    current,
+                });
+            }
+        }
+        Ok((stamp, seq))
     }
 
     fn read<T>(
@@ -320,10 +364,7 @@ impl PgStateStore {
         let mut parked = None;
         let r = self.pool.transaction(op, None, &mut |conn| {
             parked = None;
-            let lock = conn.prepare(op, LOCK_META)?;
-            let row = conn.client.query_one(&lock, &[]).map_err(pg(op))?;
-            let current: Option<i64> = row.try_get(0).map_err(pg(op))?;
-            let seq: i64 = row.try_get(1).map_err(pg(op))?;
+            let (current, seq) = self.lock_meta(conn, op)?;
             let current_u = stamp_of(current).map_err(|e| park(&mut parked, e))?;
             if let (Some(cur), Some(req)) = (current_u, reflects) {
                 if req < cur {
@@ -452,13 +493,12 @@ impl StateStore for PgStateStore {
         }
         let from = i64::try_from(log_len).unwrap_or(i64::MAX);
         let r = self.pool.transaction(op, None, &mut |conn| {
-            let lock = conn.prepare(op, LOCK_META)?;
             let undo = conn.prepare(op, UNDO_FROM)?;
             let set_stamp = conn.prepare(op, SET_STAMP)?;
             let restore = conn.prepare(op, RESTORE)?;
             let forget = conn.prepare(op, FORGET)?;
             let clear = conn.prepare(op, CLEAR_UNDO)?;
-            conn.client.query_one(&lock, &[]).map_err(pg(op))?;
+            self.lock_meta(conn, op)?;
             let rows = conn.client.query(&undo, &[&from]).map_err(pg(op))?;
             let mut undone = 0u64;
             for row in rows {

@@ -78,9 +78,16 @@ const WRITER_LOCK_SEED: i64 = 7306;
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, $2))";
 const LOCK: &str = "SELECT pg_advisory_lock(hashtextextended($1, $2))";
 const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended($1, $2))";
-const READ_HEAD: &str = "SELECT epoch, entries FROM log_head WHERE id = 0";
+/// The head's epoch and length, and the epoch state writes are fenced
+/// with (equal to the head's since any take by this build).
+const READ_HEAD: &str = "SELECT h.epoch, h.entries, m.epoch FROM log_head h, state_meta m \
+     WHERE h.id = 0 AND m.id = 0";
+/// Waits for a state transaction in flight (they hold this row from their
+/// start to their commit).
+const LOCK_STATE_META: &str = "SELECT epoch FROM state_meta WHERE id = 0 FOR UPDATE";
 const BUMP_EPOCH: &str =
     "UPDATE log_head SET epoch = epoch + 1 WHERE id = 0 RETURNING epoch, entries";
+const SET_STATE_EPOCH: &str = "UPDATE state_meta SET epoch = $1 WHERE id = 0";
 /// SQLSTATE 55P03, lock_not_available (`lock_timeout` expired).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -231,15 +238,7 @@ impl WriterClaim {
         match self.turn(&mut s, op) {
             Err(e) => {
                 // No turn without its epoch: let the next writer have it.
-                if let Some(client) = s.client.as_mut() {
-                    if client
-                        .query_one(UNLOCK, &[&self.schema, &WRITER_LOCK_SEED])
-                        .is_err()
-                    {
-                        s.client = None;
-                    }
-                }
-                s.held = false;
+                self.unlock(&mut s, op);
                 Err(e)
             }
             r => r,
@@ -248,26 +247,33 @@ impl WriterClaim {
 
     /// Releases the writer (its session stays open for the next take). A
     /// session that is gone released it already: `Ok`, and it is dropped.
+    /// If the unlock fails in any other way, or finds nothing to unlock,
+    /// the session is closed, which releases whatever it holds: `Ok` too.
     pub fn release(&self) -> Result<()> {
-        let op = "release the ledger's writer";
         let mut s = self.lock();
-        if !s.held {
-            return Ok(());
+        if s.held {
+            self.unlock(&mut s, "release the ledger's writer");
         }
+        Ok(())
+    }
+
+    /// Unlocks the writer lock on the claim's session. Advisory locks
+    /// stack, so a session whose unlock failed (or unlocked nothing it
+    /// knew of) must not lock again: it is dropped, and the lock, if it
+    /// still held it, dies with it.
+    fn unlock(&self, s: &mut Session, op: &'static str) {
         s.held = false;
         let Some(client) = s.client.as_mut() else {
-            return Ok(());
+            return;
         };
-        match client
+        let unlocked = client
             .query_one(UNLOCK, &[&self.schema, &WRITER_LOCK_SEED])
-            .map_err(pg(op))
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.connection_gone() => {
-                self.session_gone(&mut s);
-                Ok(())
-            }
-            Err(e) => Err(e),
+            .and_then(|row| row.try_get::<_, bool>(0))
+            .map_err(pg(op));
+        match unlocked {
+            Ok(true) => {}
+            Err(e) if e.connection_gone() => self.session_gone(s),
+            Ok(false) | Err(_) => s.client = None,
         }
     }
 
@@ -333,13 +339,15 @@ impl WriterClaim {
             what: "writer claim",
             reason: "no session while holding the writer".into(),
         })?;
-        let read = |row: postgres::Row| -> Result<(u64, u64)> {
+        let read = |row: &postgres::Row| -> Result<(u64, u64)> {
             let epoch: i64 = row.try_get(0).map_err(pg(op))?;
             let entries: i64 = row.try_get(1).map_err(pg(op))?;
             Ok((count("log_head", epoch)?, count("log_head", entries)?))
         };
-        let (epoch, entries) = read(client.query_one(READ_HEAD, &[]).map_err(pg(op))?)?;
-        if s.last == Some(epoch) {
+        let head = client.query_one(READ_HEAD, &[]).map_err(pg(op))?;
+        let (epoch, entries) = read(&head)?;
+        let state_epoch: i64 = head.try_get(2).map_err(pg(op))?;
+        if s.last == Some(epoch) && u64::try_from(state_epoch).ok() == Some(epoch) {
             self.fence.set(epoch);
             return Ok(Turn {
                 epoch,
@@ -347,15 +355,26 @@ impl WriterClaim {
                 resumed: true,
             });
         }
-        // Waits for an append in flight (it holds the head row), at most
-        // `TAKE_HEAD_WAIT`.
+        // Each lock below waits at most `TAKE_HEAD_WAIT`: first for a
+        // state transaction in flight (it holds the `state_meta` row),
+        // then for an append in flight (it holds the head row). Both
+        // epochs change in one transaction.
         client
             .batch_execute(&format!(
                 "SET lock_timeout = {}",
                 timeout_ms(TAKE_HEAD_WAIT)
             ))
             .map_err(pg(op))?;
-        let (epoch, entries) = read(client.query_one(BUMP_EPOCH, &[]).map_err(pg(op))?)?;
+        let mut tx = client.transaction().map_err(pg(op))?;
+        tx.query_one(LOCK_STATE_META, &[]).map_err(pg(op))?;
+        let (epoch, entries) = read(&tx.query_one(BUMP_EPOCH, &[]).map_err(pg(op))?)?;
+        let new_epoch = i64::try_from(epoch).map_err(|_| Error::Inconsistent {
+            what: "log_head",
+            reason: format!("epoch {epoch} does not fit a bigint"),
+        })?;
+        tx.execute(SET_STATE_EPOCH, &[&new_epoch]).map_err(pg(op))?;
+        tx.commit()
+            .map_err(|e| Error::from_pg(op, Stage::Commit, None, e))?;
         s.last = Some(epoch);
         self.fence.set(epoch);
         Ok(Turn {
@@ -363,5 +382,94 @@ impl WriterClaim {
             entries,
             resumed: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server's URL, or `None` (skipped, said loudly).
+    fn url() -> Option<String> {
+        let url = std::env::var("MEDLEDGER_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        if url.is_none() {
+            eprintln!("\n*** SKIPPED writer release tests: MEDLEDGER_PG_URL is not set ***\n");
+        }
+        url
+    }
+
+    fn open(url: &str, schema: &str) -> PgStore {
+        let options = crate::PgOptions {
+            schema: schema.to_owned(),
+            ..crate::PgOptions::default()
+        };
+        PgStore::open(url, options).unwrap()
+    }
+
+    fn drop_schema(url: &str, schema: &str) {
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .unwrap();
+    }
+
+    /// An unlock that fails without losing the connection (here: the
+    /// session is in an aborted transaction, 25P02) closes the session, so
+    /// the lock it still holds dies with it; before, the session was kept
+    /// holding the lock, and the next take stacked a second one on it.
+    #[test]
+    fn a_failed_unlock_closes_the_session_and_frees_the_lock() {
+        let Some(url) = url() else { return };
+        let schema = format!("t_unlock_{}", std::process::id());
+        let (a, b) = (open(&url, &schema), open(&url, &schema));
+        let (wa, wb) = (a.writer(), b.writer());
+        wa.take(Duration::ZERO).unwrap();
+        {
+            let mut s = wa.lock();
+            let client = s.client.as_mut().unwrap();
+            let e = client.batch_execute("BEGIN; SELECT 1 / 0").unwrap_err();
+            assert_eq!(e.code().map(|c| c.code()), Some("22012"));
+        }
+        wa.release().unwrap();
+        assert!(wa.lock().client.is_none(), "the session was kept");
+        // The lock is free for another writer (once the server has seen
+        // the session close), and A takes turns again afterwards.
+        assert_eq!(wb.take(Duration::from_secs(5)).unwrap().epoch, 2);
+        wb.release().unwrap();
+        assert_eq!(wa.take(Duration::from_secs(5)).unwrap().epoch, 3);
+        wa.release().unwrap();
+        assert_eq!(wb.take(Duration::from_secs(5)).unwrap().epoch, 4);
+        drop((wa, wb, a, b));
+        drop_schema(&url, &schema);
+    }
+
+    /// An unlock that finds nothing to unlock (the session's bookkeeping
+    /// was wrong) closes the session too.
+    #[test]
+    fn an_unlock_that_unlocks_nothing_closes_the_session() {
+        let Some(url) = url() else { return };
+        let schema = format!("t_unlock0_{}", std::process::id());
+        let (a, b) = (open(&url, &schema), open(&url, &schema));
+        let (wa, wb) = (a.writer(), b.writer());
+        wa.take(Duration::ZERO).unwrap();
+        {
+            let mut s = wa.lock();
+            let client = s.client.as_mut().unwrap();
+            let unlocked: bool = client
+                .query_one(UNLOCK, &[&schema, &WRITER_LOCK_SEED])
+                .unwrap()
+                .get(0);
+            assert!(unlocked);
+        }
+        wa.release().unwrap();
+        assert!(wa.lock().client.is_none(), "the session was kept");
+        assert_eq!(wb.take(Duration::from_secs(5)).unwrap().epoch, 2);
+        drop((wa, wb, a, b));
+        drop_schema(&url, &schema);
     }
 }
