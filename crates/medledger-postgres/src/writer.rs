@@ -25,41 +25,64 @@
 //! ([`Turn::entries`] is the log length at the take), works, and
 //! [releases](WriterClaim::release) the writer when idle.
 //!
-//! Each take that follows another writer's bumps `log_head.epoch` (schema
-//! version 2) with `UPDATE log_head SET epoch = epoch + 1 … RETURNING`,
-//! and from then on the store's appends are **fenced**: the one-statement
-//! append writes only if the head still carries that epoch, and the locked
-//! append reads the epoch with the head lock and, if it changed, rolls
-//! back with [`Error::WriterFenced`] (nothing appended, never retried,
-//! never an unknown outcome). A take that finds the epoch it took last
-//! (nobody took a turn since) writes nothing and returns
-//! [`Turn::resumed`]: the process's in-memory view of the log is still
-//! its own, up to entries appended by stores that take no turns.
+//! Each take that follows another writer's starts a new **epoch**, in one
+//! transaction: it locks the `state_meta` row (`SELECT … FOR UPDATE`),
+//! bumps `log_head.epoch` (schema version 2) with `UPDATE log_head SET
+//! epoch = epoch + 1 … RETURNING`, and sets `state_meta.epoch` (schema
+//! version 4) to the new epoch. From then on the store's appends and
+//! state writes are **fenced** with it:
 //!
-//! What the fence guarantees: **an append by a writer whose turn has ended
-//! cannot land after another writer's take.** The take's `UPDATE` needs
-//! the head row, which every append holds from its check of the epoch
-//! until it commits; so the take waits for an append in flight, and every
-//! append that locks the head after the take sees the new epoch and
-//! writes nothing. This holds even if the old writer's lock session died
-//! without its process noticing (the lock is gone, the fence is not).
+//! - the one-statement append writes only if the head still carries that
+//!   epoch, and the locked append reads the epoch with the head lock and,
+//!   if it changed, rolls back with [`Error::WriterFenced`] (nothing
+//!   appended, never retried, never an unknown outcome);
+//! - every state write transaction ([`crate::PgStateStore`]'s `transact`,
+//!   `transact_applied` and `reconcile`) reads `state_meta.epoch` with the
+//!   `state_meta` lock it starts with and, if it changed, writes nothing
+//!   and fails with [`Error::WriterFenced`] before running its closure.
+//!
+//! A take that finds the epoch it took last in both rows (nobody took a
+//! turn since) writes nothing and returns [`Turn::resumed`]: the
+//! process's in-memory view of the log is still its own, up to entries
+//! appended by stores that take no turns.
+//!
+//! What the fence guarantees: **an append or a state write by a writer
+//! whose turn has ended cannot land after another writer's take.** The
+//! take needs the `state_meta` row, which every state transaction holds
+//! from its check of the epoch until it commits, and the head row, which
+//! every append holds likewise; so the take waits for a state transaction
+//! and an append in flight, and every one that locks its row after the
+//! take sees the new epoch and writes nothing. The taker therefore sees,
+//! when it catches up, everything the old writer wrote. This holds even
+//! if the old writer's lock session died without its process noticing
+//! (the lock is gone, the fence is not).
 //!
 //! What it does not guarantee:
 //!
 //! - Only stores whose claim took a turn are fenced. A [`PgStore`] that
-//!   never took a turn appends unguarded, as before version 2, whatever
-//!   turns others take.
-//! - Blob and state writes are not fenced: a writer whose turn ended can
-//!   still write blobs and state rows (the facade keeps those consistent
-//!   by writing the log entry that makes them count, which is fenced).
-//! - Appends of the taking store itself that read the fence just before
-//!   its own take set it may fail with [`Error::WriterFenced`] (nothing
-//!   written): take a turn before working, not during work.
+//!   never took a turn appends and writes state unguarded, as before
+//!   version 2, whatever turns others take.
+//! - Blob writes are not fenced: a writer whose turn ended can still
+//!   write a blob. That is harmless: a blob counts only once a state row
+//!   references it, and that state write is fenced; a blob nobody's state
+//!   row references is collected like any other orphan.
+//! - Reads are never fenced.
+//! - Appends and state writes of the taking store itself that read the
+//!   fence just before its own take set it may fail with
+//!   [`Error::WriterFenced`] (nothing written): take a turn before
+//!   working, not during work.
 //!
 //! Waits are bounded: the advisory lock by the caller's `wait`
-//! (`lock_timeout`), the epoch bump by [`TAKE_HEAD_WAIT`] (an append that
-//! holds the head longer, e.g. a backend whose client vanished, is a typed
-//! error, and the writer lock is released again).
+//! (`lock_timeout`), and each of the take's two row locks by
+//! [`TAKE_HEAD_WAIT`] (a state transaction or an append that holds its
+//! row longer, e.g. one whose client vanished or whose closure blocks, is
+//! a typed error, nothing of the take is written, and the writer lock is
+//! released again).
+//!
+//! Releasing unlocks the advisory lock; if the unlock fails, or finds
+//! nothing to unlock, the claim closes its session instead (advisory
+//! locks stack, so a session that may still hold the lock must not lock
+//! again), and the lock dies with it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -91,8 +114,9 @@ const SET_STATE_EPOCH: &str = "UPDATE state_meta SET epoch = $1 WHERE id = 0";
 /// SQLSTATE 55P03, lock_not_available (`lock_timeout` expired).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-/// The longest a take waits for an append in flight to release the head
-/// row before bumping the epoch.
+/// The longest a take waits for a state transaction in flight to release
+/// the `state_meta` row, and then for an append in flight to release the
+/// head row, before bumping the epoch.
 pub const TAKE_HEAD_WAIT: Duration = Duration::from_secs(5);
 
 /// The claim's sessions show up under this name in `pg_stat_activity`.
