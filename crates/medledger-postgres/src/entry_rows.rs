@@ -43,25 +43,26 @@
 use medledger_chain::{Hash, NodeId};
 
 use crate::error::{Error, Result, Stage};
-use crate::nodes::runs;
+use crate::nodes::node_rows;
 use crate::pool::Conn;
 
 /// Every write of an append in one statement, under the head lock: the
-/// entries (`$1` bodies at `$2`, `$2 + 1`, …), the node runs (`$3`
-/// positions, `$4` bytes), the callers' `batches` rows, the head (`$8`).
-const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body) SELECT $2::bigint + i - 1, v FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, i)), \
-     n AS (INSERT INTO nodes (pos, hashes) SELECT * FROM unnest($3::bigint[], $4::bytea[])), \
-     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($5::bytea[], $6::bigint[], $7::integer[])) \
-     UPDATE log_head SET entries = $8, leaves = $8 WHERE id = 0";
+/// entries (`$1` bodies at `$2`, `$2 + 1`, …, each with its group of node
+/// hashes from `$3`, or NULL past its end), the node runs (`$4`
+/// positions, `$5` bytes), the callers' `batches` rows, the head (`$9`).
+const WRITE_BATCH: &str = "WITH e AS (INSERT INTO entries (idx, body, hashes) SELECT $2::bigint + i - 1, v, x FROM unnest($1::bytea[], $3::bytea[]) WITH ORDINALITY AS t(v, x, i)), \
+     n AS (INSERT INTO nodes (pos, hashes) SELECT * FROM unnest($4::bigint[], $5::bytea[])), \
+     b AS (INSERT INTO batches (token, start, count) SELECT * FROM unnest($6::bytea[], $7::bigint[], $8::integer[])) \
+     UPDATE log_head SET entries = $9, leaves = $9 WHERE id = 0";
 /// The same writes as one self-committing statement, only if the head
-/// still says `$2` and, when `$9` (the writer fence) is not NULL, its
-/// epoch is `$9` (locked first; see the module docs and
+/// still says `$2` and, when `$10` (the writer fence) is not NULL, its
+/// epoch is `$10` (locked first; see the module docs and
 /// [`crate::writer`]).
-const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $2 AND leaves = $2 AND ($9::bigint IS NULL OR epoch = $9) FOR UPDATE), \
-     e AS (INSERT INTO entries (idx, body) SELECT $2::bigint + i - 1, v FROM unnest($1::bytea[]) WITH ORDINALITY AS t(v, i) WHERE EXISTS (SELECT 1 FROM h)), \
-     n AS (INSERT INTO nodes (pos, hashes) SELECT p, x FROM unnest($3::bigint[], $4::bytea[]) AS m(p, x) WHERE EXISTS (SELECT 1 FROM h)), \
-     b AS (INSERT INTO batches (token, start, count) SELECT k, s, c FROM unnest($5::bytea[], $6::bigint[], $7::integer[]) AS u(k, s, c) WHERE EXISTS (SELECT 1 FROM h)) \
-     UPDATE log_head SET entries = $8, leaves = $8 WHERE id = 0 AND EXISTS (SELECT 1 FROM h)";
+const WRITE_IF_HEAD: &str = "WITH h AS (SELECT id FROM log_head WHERE id = 0 AND entries = $2 AND leaves = $2 AND ($10::bigint IS NULL OR epoch = $10) FOR UPDATE), \
+     e AS (INSERT INTO entries (idx, body, hashes) SELECT $2::bigint + i - 1, v, x FROM unnest($1::bytea[], $3::bytea[]) WITH ORDINALITY AS t(v, x, i) WHERE EXISTS (SELECT 1 FROM h)), \
+     n AS (INSERT INTO nodes (pos, hashes) SELECT p, x FROM unnest($4::bigint[], $5::bytea[]) AS m(p, x) WHERE EXISTS (SELECT 1 FROM h)), \
+     b AS (INSERT INTO batches (token, start, count) SELECT k, s, c FROM unnest($6::bytea[], $7::bigint[], $8::integer[]) AS u(k, s, c) WHERE EXISTS (SELECT 1 FROM h)) \
+     UPDATE log_head SET entries = $9, leaves = $9 WHERE id = 0 AND EXISTS (SELECT 1 FROM h)";
 
 /// The `batches` rows of one transaction, one per caller.
 #[derive(Default)]
@@ -124,16 +125,17 @@ pub(crate) fn write(
     };
     let stmt = conn.prepare(op, sql)?;
     let first = u64::try_from(rows.first).map_err(|_| mismatch())?;
-    let (positions, hashes) = runs(first, rows.bodies.len() as u64, rows.nodes)?;
+    let nodes = node_rows(first, rows.bodies.len() as u64, rows.nodes)?;
     if rows.end.checked_sub(rows.first) != i64::try_from(rows.bodies.len()).ok() {
         return Err(mismatch());
     }
     let c = &rows.callers;
-    let params: [&(dyn postgres::types::ToSql + Sync); 9] = [
+    let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
         &rows.bodies,
         &rows.first,
-        &positions,
-        &hashes,
+        &nodes.groups,
+        &nodes.positions,
+        &nodes.runs,
         &c.tokens,
         &c.starts,
         &c.counts,
@@ -141,7 +143,7 @@ pub(crate) fn write(
         &rows.fence,
     ];
     let used = match mode {
-        Mode::Locked => params.get(..8).unwrap_or(&params),
+        Mode::Locked => params.get(..9).unwrap_or(&params),
         Mode::IfHead => &params,
     };
     let updated = conn

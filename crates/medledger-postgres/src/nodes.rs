@@ -59,14 +59,21 @@ use crate::pool::{Conn, Pool};
 /// Hashes per `nodes` row at most: 7,680 bytes, inside one 8 KiB page.
 pub const NODES_PER_ROW: usize = 240;
 
-/// The node at each stored-hash position of `$1`: the run holding it (the
-/// greatest `pos` not above it) and its 32 bytes there. A position past
-/// its run's end comes back empty; runs are never longer than 256 hashes,
-/// so a farther one (a corrupt row) is not returned at all.
-pub(crate) const SELECT_NODES: &str = "SELECT q.p, substring(n.hashes FROM ((q.p - n.pos) * 32 + 1)::integer FOR 32) \
-     FROM unnest($1::bigint[]) AS q(p) \
-     CROSS JOIN LATERAL (SELECT pos, hashes FROM nodes WHERE pos <= q.p ORDER BY pos DESC LIMIT 1) AS n \
-     WHERE q.p - n.pos < 256";
+/// Appends of fewer entries than this keep each entry's stored hashes in
+/// its own row (`entries.hashes`); larger ones write runs in `nodes`.
+pub const INLINE_BELOW: usize = 64;
+
+/// The node at each stored-hash position of `$1`, stored by leaf `$2` at
+/// byte `$3` of that leaf's group: from the leaf's `entries.hashes` if its
+/// append kept them there, else from the run holding the position (the
+/// greatest `pos` not above it). A position past its group's or run's end
+/// comes back empty or NULL; runs are never longer than 256 hashes, so a
+/// farther one (a corrupt row) is not used.
+pub(crate) const SELECT_NODES: &str = "SELECT q.p, COALESCE(substring(e.hashes FROM q.o + 1 FOR 32), \
+       CASE WHEN q.p - n.pos < 256 THEN substring(n.hashes FROM ((q.p - n.pos) * 32 + 1)::integer FOR 32) END) \
+     FROM unnest($1::bigint[], $2::bigint[], $3::integer[]) AS q(p, l, o) \
+     LEFT JOIN entries AS e ON e.idx = q.l \
+     LEFT JOIN LATERAL (SELECT pos, hashes FROM nodes WHERE pos <= q.p ORDER BY pos DESC LIMIT 1) AS n ON true";
 const INSERT_NODES: &str =
     "INSERT INTO nodes (pos, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[])";
 pub(crate) const SELECT_HEAD: &str = "SELECT entries, leaves FROM log_head WHERE id = 0";
@@ -81,6 +88,59 @@ pub(crate) fn position(id: NodeId) -> Result<i64> {
             what: "nodes",
             reason: format!("node ({}, {}) has no 63-bit position", id.level, id.index),
         })
+}
+
+/// Where node `id` is: its stored-hash position, the leaf whose append
+/// stored it, and its byte offset in that leaf's group.
+fn place(id: NodeId) -> Result<(i64, i64, i32)> {
+    let p = position(id)?;
+    let leaf = id
+        .leaves()
+        .and_then(|r| r.end.checked_sub(1))
+        .and_then(|l| i64::try_from(l).ok())
+        .ok_or(Error::Inconsistent {
+            what: "nodes",
+            reason: format!("node ({}, {}) has no 63-bit leaf", id.level, id.index),
+        })?;
+    Ok((p, leaf, i32::from(id.level) * HASH_LEN as i32))
+}
+
+/// How one append stores its node hashes: in its entry rows (`groups`,
+/// one per entry, for appends of fewer than [`INLINE_BELOW`] entries) or
+/// as runs (`positions`, `runs`); the other side is empty.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct NodeRows {
+    pub(crate) groups: Vec<Vec<u8>>,
+    pub(crate) positions: Vec<i64>,
+    pub(crate) runs: Vec<Vec<u8>>,
+}
+
+/// [`NodeRows`] of an append of `leaves` leaves after the first `first`
+/// (checked like [`runs`]).
+pub(crate) fn node_rows(first: u64, leaves: u64, nodes: &[(NodeId, Hash)]) -> Result<NodeRows> {
+    let (positions, runs) = runs(first, leaves, nodes)?;
+    if leaves >= INLINE_BELOW as u64 {
+        return Ok(NodeRows {
+            groups: Vec::new(),
+            positions,
+            runs,
+        });
+    }
+    // Checked: consecutive stored positions from the first leaf's.
+    let mut groups: Vec<Vec<u8>> = Vec::with_capacity(leaves as usize);
+    for (id, h) in nodes {
+        if id.level == 0 {
+            groups.push(Vec::with_capacity(2 * HASH_LEN));
+        }
+        if let Some(g) = groups.last_mut() {
+            g.extend_from_slice(h.as_bytes());
+        }
+    }
+    Ok(NodeRows {
+        groups,
+        positions: Vec::new(),
+        runs: Vec::new(),
+    })
 }
 
 /// A non-negative count from the database.
@@ -155,29 +215,33 @@ pub(crate) fn fetch(
     }
     let places = ids
         .iter()
-        .map(|&id| position(id))
+        .map(|&id| place(id))
         .collect::<Result<Vec<_>>>()?;
     let mut wanted = places.clone();
     wanted.sort_unstable();
     wanted.dedup();
+    let (p, rest): (Vec<i64>, Vec<(i64, i32)>) =
+        wanted.into_iter().map(|(p, l, o)| (p, (l, o))).unzip();
+    let (l, o): (Vec<i64>, Vec<i32>) = rest.into_iter().unzip();
     let rows = client
-        .query(stmt, &[&wanted])
+        .query(stmt, &[&p, &l, &o])
         .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
     let mut found: HashMap<i64, Hash> = HashMap::with_capacity(rows.len());
     for row in rows {
         let p: i64 = row
             .try_get(0)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
-        let bytes: Vec<u8> = row
+        let bytes: Option<Vec<u8>> = row
             .try_get(1)
             .map_err(|e| Error::from_pg("read nodes", Stage::BeforeCommit, None, e))?;
+        let bytes = bytes.unwrap_or_default();
         match bytes.len() {
             // Past the end of its run: never stored.
             0 => {}
             _ => {
                 let h = Hash::from_slice(&bytes).ok_or_else(|| Error::Inconsistent {
                     what: "nodes",
-                    reason: format!("run holding position {p} is not whole hashes"),
+                    reason: format!("hashes holding position {p} are not whole"),
                 })?;
                 found.insert(p, h);
             }
@@ -185,7 +249,7 @@ pub(crate) fn fetch(
     }
     ids.iter()
         .zip(&places)
-        .map(|(id, p)| {
+        .map(|(id, (p, _, _))| {
             found
                 .get(p)
                 .copied()
@@ -551,6 +615,27 @@ mod tests {
                 "{first} {k}"
             );
         }
+    }
+
+    #[test]
+    fn small_appends_keep_hashes_per_entry_and_large_ones_write_runs() {
+        let small = appended(7, 3);
+        let rows = node_rows(7, 3, &small).unwrap();
+        assert!(rows.positions.is_empty() && rows.runs.is_empty());
+        // Leaf 7 stores 4 hashes, leaf 8 one, leaf 9 two.
+        let lens: Vec<usize> = rows.groups.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![4 * 32, 32, 2 * 32]);
+        let flat: Vec<u8> = small
+            .iter()
+            .flat_map(|(_, h)| h.as_bytes().to_vec())
+            .collect();
+        assert_eq!(rows.groups.concat(), flat);
+        let k = INLINE_BELOW as u64;
+        let large = appended(0, k);
+        let rows = node_rows(0, k, &large).unwrap();
+        assert!(rows.groups.is_empty());
+        assert_eq!(rows.positions, vec![0]);
+        assert!(node_rows(7, 4, &small).is_err());
     }
 
     #[test]

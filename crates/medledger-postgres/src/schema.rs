@@ -7,7 +7,9 @@
 //! schema_version (id smallint PK = 0, version integer)
 //! log_head      (id smallint PK = 0, entries bigint, leaves bigint, hash_alg smallint,
 //!                epoch bigint DEFAULT 0)                         the writer epoch (version 2)
-//! entries       (idx bigint PK, body bytea NOT NULL)             one row per entry
+//! entries       (idx bigint PK, body bytea NOT NULL, hashes bytea NULL)
+//!                                                                one row per entry, with the node hashes
+//!                                                                its leaf stored if its append was small
 //! nodes         (pos bigint PK, hashes bytea STORAGE PLAIN)      runs of ≤ 240 node hashes in stored-hash
 //!                                                                order, from position pos (version 3)
 //! batches       (token bytea PK, start bigint, count integer)    one row per append transaction
@@ -25,13 +27,14 @@
 //! writer turns fences its appends with ([`crate::writer`]); a version 1
 //! schema is migrated in place (`ALTER TABLE … ADD COLUMN`, epoch 0).
 //!
-//! Version 3 moved the node hashes out of the entry rows into `nodes` (see
-//! [`crate::nodes`] for the layout and how a node is found), so an entry
-//! row is `(idx, body)` only. Migrating a version 2 schema turns each
-//! entry row's `hashes` (its leaf's stored hashes, from position
-//! `2·idx − popcount(idx)`) into one `nodes` run, deletes the rows without
-//! a body (written by a node store used without an entry log; their hashes
-//! are now runs), and drops the column.
+//! Version 3 moved the node hashes of appends of 64 entries or more out
+//! of the entry rows into `nodes` (see [`crate::nodes`] for the layout and
+//! how a node is found): their entry rows are `(idx, body)` with `hashes`
+//! NULL. Migrating a version 2 schema leaves the entry rows' `hashes` where
+//! they are (they read as before), turns the rows without a body (written
+//! by a node store used without an entry log) into one run each, at
+//! position `2·idx − popcount(idx)`, deletes them, and makes `hashes`
+//! nullable and `body` not.
 //!
 //! Version 4 added `state_meta.epoch`: each take that bumps
 //! `log_head.epoch` sets it to the new epoch in the same transaction, and
@@ -107,17 +110,17 @@ CREATE TABLE state_undo (
 const V1_TO_V2: &str =
     "ALTER TABLE log_head ADD COLUMN epoch bigint NOT NULL DEFAULT 0 CHECK (epoch >= 0)";
 
-/// Version 2 to version 3: node hashes in runs of their own
-/// ([`crate::nodes`]), one run per version 2 entry row.
+/// Version 2 to version 3: node hashes of large appends in runs of their
+/// own ([`crate::nodes`]); the entry rows keep theirs.
 const V2_TO_V3: &str = "
 CREATE TABLE nodes (
     pos bigint PRIMARY KEY CHECK (pos >= 0),
     hashes bytea NOT NULL CHECK (length(hashes) BETWEEN 32 AND 7680 AND length(hashes) % 32 = 0)
 );
 ALTER TABLE nodes ALTER COLUMN hashes SET STORAGE PLAIN;
-INSERT INTO nodes (pos, hashes) SELECT 2 * idx - bit_count(idx::bit(64)), hashes FROM entries;
+INSERT INTO nodes (pos, hashes) SELECT 2 * idx - bit_count(idx::bit(64)), hashes FROM entries WHERE body IS NULL;
 DELETE FROM entries WHERE body IS NULL;
-ALTER TABLE entries DROP COLUMN hashes;
+ALTER TABLE entries ALTER COLUMN hashes DROP NOT NULL;
 ALTER TABLE entries ALTER COLUMN body SET NOT NULL;
 ";
 
@@ -479,7 +482,7 @@ mod tests {
             .query_one(&format!("SELECT count(*) FROM \"{schema}\".nodes"), &[])
             .unwrap()
             .get(0);
-        assert_eq!(runs, 77, "one run per version 2 row");
+        assert_eq!(runs, 0, "the entry rows keep their hashes");
         // Every node, every root and the entries read as before.
         let all: Vec<NodeId> = (0u8..7)
             .flat_map(|l| (0..n >> l).map(move |i| NodeId::new(l, i)))

@@ -1,12 +1,13 @@
-//! The `nodes` layout (schema version 3): an append's stored hashes in
-//! runs of up to 240, found by the run with the greatest start position
-//! not above a node's. Nodes read back across append and run boundaries
-//! equal an in-memory tree's, one query for any set of them.
+//! The node layout (schema version 3): the stored hashes of an append of
+//! 64 entries or more in runs of up to 240, found by the run with the
+//! greatest start position not above a node's; those of a smaller append
+//! in its entry rows. Nodes read back across append, run and layout
+//! boundaries equal an in-memory tree's, one query for any set of them.
 
 mod common;
 
 use medledger_chain::{HashAlg, MemoryNodeStore, MerkleLog, NodeId, NodeStore};
-use medledger_postgres::nodes::NODES_PER_ROW;
+use medledger_postgres::nodes::{INLINE_BELOW, NODES_PER_ROW};
 use medledger_postgres::PgStore;
 use medledger_store::EntryLog;
 
@@ -58,13 +59,16 @@ fn nodes_are_found_across_append_and_run_boundaries() {
     let sizes = [1u64, 119, 120, 121, 1, 240, 1, 500, 3, 1000, 1];
     let n = append(&s, &mut mem, &sizes);
     assert_eq!(n, 2107);
-    // Each append wrote ceil(stored / 240) runs.
+    // Each append of 64 entries or more wrote ceil(stored / 240) runs;
+    // smaller ones kept their hashes in their entry rows.
     let mut expected_runs = 0i64;
     let mut at = 0u64;
     for k in sizes {
         let stored = medledger_chain::node_store::stored_count(at + k).unwrap()
             - medledger_chain::node_store::stored_count(at).unwrap();
-        expected_runs += stored.div_ceil(NODES_PER_ROW as u64) as i64;
+        if k >= INLINE_BELOW as u64 {
+            expected_runs += stored.div_ceil(NODES_PER_ROW as u64) as i64;
+        }
         at += k;
     }
     assert_eq!(run_count(&url, &schema), expected_runs);
