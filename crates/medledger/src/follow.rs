@@ -24,7 +24,7 @@ use medledger_chain::NodeStore;
 use crate::error::{At, Error, Op, Result};
 use crate::ledger::{id_from, Ledger, T_ACTORS, T_OBJECTS, T_PENDING};
 use crate::state_rows::{load_actor, load_object, Pending};
-use crate::turns::TurnGuard;
+use crate::turns::{Taken, TurnGuard};
 
 /// State table `changes`: one row per operation that changed an actor's
 /// registration or an organization's trust, keyed by its entry's
@@ -44,13 +44,23 @@ pub(crate) fn change(kind: u8, id: &[u8; 32]) -> [u8; 33] {
     v
 }
 
+/// How far other writers' work is taken in.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Caught {
+    /// The log length up to which their state rows are loaded.
+    pub(crate) len: u64,
+    /// A catch-up started and did not finish: the next take must catch up
+    /// in full even if nobody else took a turn since.
+    pub(crate) stale: bool,
+}
+
 impl<N: NodeStore> Ledger<N> {
     /// Runs the calling operation in this ledger's turn (see
     /// [`crate::turns`]); free when the store is not shared.
     pub(crate) fn turn(&self, op: Op) -> Result<TurnGuard<'_>> {
         match &self.turns {
             None => Ok(TurnGuard::none()),
-            Some(turns) => turns.enter(op, &|len| self.catch_up(len, op)),
+            Some(turns) => turns.enter(op, &|taken| self.catch_up(taken, op)),
         }
     }
 
@@ -58,11 +68,19 @@ impl<N: NodeStore> Ledger<N> {
     /// everything first and changes memory only after, so a read error
     /// changes nothing and the next turn retries the same range; the
     /// watermark moves only once the whole range is in.
-    fn catch_up(&self, len: u64, op: Op) -> Result<()> {
-        let caught = *self.caught.lock().unwrap_or_else(|e| e.into_inner());
-        if len == caught && len == self.audit.size() {
+    fn catch_up(&self, taken: Taken, op: Op) -> Result<()> {
+        let len = taken.entries;
+        let mut caught = self.caught.lock().unwrap_or_else(|e| e.into_inner());
+        if len == self.audit.size() && (len == caught.len || (taken.resumed && !caught.stale)) {
+            // Nothing new, or only this ledger's own work: no other writer
+            // took a turn since its last one, which caught up in full.
+            caught.len = len;
             return Ok(());
         }
+        caught.stale = true;
+        let caught_len = caught.len;
+        drop(caught);
+        let caught = caught_len;
         let pending = self.state.scan(T_PENDING, b"", usize::MAX).at(op)?;
         self.audit.follow(len).at(op)?;
         for (id, v) in pending {
@@ -127,7 +145,7 @@ impl<N: NodeStore> Ledger<N> {
         for (k, v) in objects {
             load_object(&mut index, &mut guardians, &k, &v, op)?;
         }
-        *self.caught.lock().unwrap_or_else(|e| e.into_inner()) = len;
+        *self.caught.lock().unwrap_or_else(|e| e.into_inner()) = Caught { len, stale: false };
         Ok(())
     }
 }

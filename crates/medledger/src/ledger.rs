@@ -21,6 +21,7 @@ use medledger_store::{
 use crate::backend::{self, Stores};
 use crate::custody::{LedgerKey, Secrets};
 use crate::error::{At, Error, Op, Result};
+use crate::follow::Caught;
 use crate::guardian::Guardians;
 use crate::state_commit::StateCommits;
 use crate::state_rows::{load_actor, load_object, Pending};
@@ -81,9 +82,8 @@ pub struct Ledger<N: NodeStore = FileNodeStore> {
     /// Turn-taking with the other writers of a shared store (PostgreSQL);
     /// `None` when this ledger is its store's only writer.
     pub(crate) turns: Option<Turns>,
-    /// The log length up to which other writers' state rows are loaded
-    /// (see `follow`).
-    pub(crate) caught: Mutex<u64>,
+    /// How far other writers' work is taken in (see `follow`).
+    pub(crate) caught: Mutex<Caught>,
 }
 
 impl<N: NodeStore> core::fmt::Debug for Ledger<N> {
@@ -178,7 +178,7 @@ impl<N: NodeStore> Ledger<N> {
             state_commits: StateCommits::default(),
             record_locks: (0..RECORD_STRIPES).map(|_| Mutex::new(())).collect(),
             turns: None,
-            caught: Mutex::new(len),
+            caught: Mutex::new(Caught { len, stale: false }),
         };
         ledger.restore()?;
         Ok(ledger)

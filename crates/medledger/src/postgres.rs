@@ -19,7 +19,7 @@ use std::time::Duration;
 use medledger_postgres::{PgNodeStore, PgOptions, PgStore, WriterClaim};
 
 use crate::error::{At, Error, Op};
-use crate::turns::{TurnLock, Turns};
+use crate::turns::{Taken, TurnLock, Turns};
 use crate::{Ledger, LedgerKey, Result, Stores};
 
 /// The longest an operation waits for another process's turn to end
@@ -48,10 +48,13 @@ struct PgTurns {
 }
 
 impl TurnLock for PgTurns {
-    fn take(&self, op: Op, wait: Duration) -> Result<u64> {
+    fn take(&self, op: Op, wait: Duration) -> Result<Taken> {
         self.claim
             .take(wait)
-            .map(|turn| turn.entries)
+            .map(|turn| Taken {
+                entries: turn.entries,
+                resumed: turn.resumed,
+            })
             .map_err(|e| claim_error(op, e))
     }
     fn release(&self, op: Op) -> Result<()> {

@@ -46,11 +46,20 @@ pub(crate) trait TurnLock: Send + Sync {
     /// Takes the lock, waiting at most `wait`, and returns the log's
     /// length as of the take, with every append of an earlier turn, by any
     /// writer, either in it or fenced out for good.
-    fn take(&self, op: Op, wait: Duration) -> Result<u64>;
+    fn take(&self, op: Op, wait: Duration) -> Result<Taken>;
     /// Releases the lock.
     fn release(&self, op: Op) -> Result<()>;
     /// The error of an operation that waited its whole limit for a turn.
     fn busy(&self, op: Op) -> crate::Error;
+}
+
+/// What a take found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// The log's length.
+    pub(crate) entries: u64,
+    /// No other writer took a turn since this one's last.
+    pub(crate) resumed: bool,
 }
 
 #[derive(Default)]
@@ -126,7 +135,7 @@ impl Turns {
     pub(crate) fn enter(
         &self,
         op: Op,
-        catch_up: &dyn Fn(u64) -> Result<()>,
+        catch_up: &dyn Fn(Taken) -> Result<()>,
     ) -> Result<TurnGuard<'_>> {
         let key = self.key();
         let nested = JOINED.with(|j| j.borrow().contains(&key));
@@ -159,8 +168,8 @@ impl Turns {
             // Whatever happens, including a panic, the lock is released
             // unless the turn is really taken, and `busy` is cleared.
             let taken = catch_unwind(AssertUnwindSafe(|| {
-                let len = self.lock.take(op, left)?;
-                catch_up(len).inspect_err(|_| {
+                let taken = self.lock.take(op, left)?;
+                catch_up(taken).inspect_err(|_| {
                     // The next operation takes the lock again and catches
                     // up from the last range fully taken in.
                     let _ = self.lock.release(op);
@@ -248,12 +257,15 @@ mod tests {
     }
 
     impl TurnLock for Arc<Counting> {
-        fn take(&self, _op: Op, _wait: Duration) -> Result<u64> {
+        fn take(&self, _op: Op, _wait: Duration) -> Result<Taken> {
             let mut h = self.holding.lock().unwrap();
             assert!(!*h, "taken twice without a release");
             *h = true;
             self.takes.fetch_add(1, Ordering::SeqCst);
-            Ok(self.len.load(Ordering::SeqCst))
+            Ok(Taken {
+                entries: self.len.load(Ordering::SeqCst),
+                resumed: false,
+            })
         }
         fn release(&self, _op: Op) -> Result<()> {
             let mut h = self.holding.lock().unwrap();
@@ -276,8 +288,8 @@ mod tests {
         lock.len.store(7, Ordering::SeqCst);
         let turns = Turns::new(Box::new(lock.clone()), Duration::from_secs(5));
         let seen = Mutex::new(Vec::new());
-        let catch_up = |len| {
-            seen.lock().unwrap().push(len);
+        let catch_up = |t: Taken| {
+            seen.lock().unwrap().push(t.entries);
             Ok(())
         };
         let a = turns.enter(Op::Read, &catch_up).unwrap();
