@@ -8,36 +8,41 @@
 //! Go `sumdb/tlog` stored-hash order: appending leaf `i` stores its leaf
 //! hash and then one node for each trailing one bit of `i` (the subtrees it
 //! completes), so `n` leaves store `2n − popcount(n)` hashes and node
-//! (`level`, `index`) is at position [`NodeId::stored_index`]. The
-//! `nodes` table cuts that sequence into runs of consecutive hashes:
+//! (`level`, `index`) is at position [`NodeId::stored_index`], stored by
+//! leaf `((index + 1) << level) − 1` as the `level`-th hash of that leaf's
+//! group. Where an append puts the hashes it stores depends on its size:
 //!
 //! ```text
-//! nodes (pos bigint PK, hashes bytea STORAGE PLAIN)
-//!   pos     stored-hash position of the run's first hash
-//!   hashes  the run: 32 × k bytes, hash after hash, 1 ≤ k ≤ 240 (NODES_PER_ROW)
+//! fewer than 64 entries (INLINE_BELOW): in the entry rows
+//!   entries.hashes  the leaf's group: 32 × (1 + trailing ones of idx) bytes
+//! 64 entries or more: entries.hashes NULL, and runs in
+//!   nodes (pos bigint PK, hashes bytea STORAGE PLAIN)
+//!     pos     stored-hash position of the run's first hash
+//!     hashes  the run: 32 × k bytes, hash after hash, 1 ≤ k ≤ 240 (NODES_PER_ROW)
 //! ```
 //!
-//! An append writes the hashes it stores as runs of [`NODES_PER_ROW`]
-//! hashes (the last one shorter), starting at `stored_count(first leaf)`:
-//! one row for an append of up to about 120 entries, 9 rows for 1,000.
-//! 240 hashes (7,680 bytes) keep a row inside one 8 KiB page, so with
-//! `STORAGE PLAIN` no row is ever compressed or moved out of line
-//! (TOAST): the entry rows are `(idx, body)` only, the raw shape, and an
-//! append adds a handful of node rows instead of a hash column in each
-//! entry row. (Version 1 kept each leaf's hashes in its entry row; its
-//! migration turns each such row into one run, see [`crate::schema`].)
+//! A large append writes its hashes as runs of [`NODES_PER_ROW`] (the last
+//! one shorter) from position `stored_count(first leaf)`: 9 rows for
+//! 1,000 entries, instead of a hash column in each of 1,000 rows. 240
+//! hashes (7,680 bytes) keep a row inside one 8 KiB page, so with
+//! `STORAGE PLAIN` no run is ever compressed or moved out of line (TOAST).
+//! A small append (a single entry, a group-commit group) keeps the old
+//! per-row layout, which costs it no extra row and index entry. (Versions
+//! 1 and 2 kept every leaf's group in its entry row; those rows read as
+//! they are after migration, see [`crate::schema`].)
 //!
-//! **Locating a node**: its position `p`, then the run with the greatest
-//! `pos ≤ p` (a backward scan of the primary key), then bytes
-//! `32 × (p − pos) .. + 32` of that run, cut on the server
-//! ([`SELECT_NODES`], one query for any number of nodes). Runs never
-//! overlap and leave no gap below the stored count; a position past the end
-//! of its run, or with no run, is a node never stored
+//! **Locating a node** ([`SELECT_NODES`], one query for any number of
+//! nodes): bytes `32 × level ..` of its leaf's `entries.hashes` if that is
+//! not NULL; else its position `p`, the run with the greatest `pos ≤ p` (a
+//! backward scan of the primary key), and bytes `32 × (p − pos) .. + 32`
+//! of that run, cut on the server. Runs never overlap and, with the entry
+//! rows' groups, leave no gap below the stored count; a position past the
+//! end of its group or run, or with neither, is a node never stored
 //! ([`medledger_chain::Error::MissingNode`]). `log_head.leaves` says how
 //! many leaves' nodes are committed. Nodes never change once committed.
 //!
-//! Who writes nodes: the entry log ([`crate::PgEntryLog`]) writes the runs
-//! of an append in the statement that writes its entries, so no reader
+//! Who writes nodes: the entry log ([`crate::PgEntryLog`]) writes an
+//! append's hashes in the statement that writes its entries, so no reader
 //! ever sees an entry without its nodes. [`PgNodeStore::append`] then finds
 //! them already there and only checks that the nodes its caller computed
 //! are byte-identical to the committed ones (one read, no write); a
