@@ -31,9 +31,9 @@
 //! 1 and 2 kept every leaf's group in its entry row; those rows read as
 //! they are after migration, see [`crate::schema`].)
 //!
-//! **Locating a node** ([`SELECT_NODES`], one query for any number of
-//! nodes): bytes `32 × level ..` of its leaf's `entries.hashes` if that is
-//! not NULL; else its position `p`, the run with the greatest `pos ≤ p` (a
+//! **Locating a node** (the private `SELECT_NODES`, one query for any
+//! number of nodes): bytes `32 × level ..` of its leaf's `entries.hashes`
+//! if that is not NULL; else its position `p`, the run with the greatest `pos ≤ p` (a
 //! backward scan of the primary key), and bytes `32 × (p − pos) .. + 32`
 //! of that run, cut on the server. Runs never overlap and, with the entry
 //! rows' groups, leave no gap below the stored count; a position past the
