@@ -521,4 +521,70 @@ mod tests {
         c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .unwrap();
     }
+
+    #[test]
+    fn a_version_2_node_store_used_alone_is_migrated_to_runs() {
+        use medledger_chain::{MerkleLog, NodeId, NodeStore};
+        let Some(url) = url() else { return };
+        let schema = format!("t_v2alone_{}", std::process::id());
+        let mut c: Client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap();
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
+             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
+             {V1} {V1_TO_V2};
+             INSERT INTO schema_version (id, version) VALUES (0, 2);"
+        ))
+        .unwrap();
+        // 21 leaves' nodes as a version 2 node store alone wrote them: rows
+        // without a body, the head's `leaves` moved, `entries` not.
+        let alg = HashAlg::Blake3;
+        let n = 21u64;
+        let mut mem = MerkleLog::in_memory(alg);
+        mem.append_batch((0..n).map(|i| i.to_le_bytes())).unwrap();
+        for i in 0..n {
+            c.execute(
+                "INSERT INTO entries (idx, body, hashes) VALUES ($1, NULL, $2)",
+                &[&(i as i64), &v2_row_hashes(&mem, i)],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO log_head (id, entries, leaves, hash_alg, epoch) VALUES (0, 0, 21, $1, 0)",
+            &[&i16::from(alg.id())],
+        )
+        .unwrap();
+        c.batch_execute("RESET search_path").unwrap();
+        let store = crate::PgStore::open(
+            &url,
+            crate::PgOptions {
+                schema: schema.clone(),
+                hash_alg: alg,
+                ..crate::PgOptions::default()
+            },
+        )
+        .unwrap();
+        let count = |c: &mut Client, table: &str| -> i64 {
+            c.query_one(&format!("SELECT count(*) FROM \"{schema}\".{table}"), &[])
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!((count(&mut c, "entries"), count(&mut c, "nodes")), (0, 21));
+        let all: Vec<NodeId> = (0u8..5)
+            .flat_map(|l| (0..n >> l).map(move |i| NodeId::new(l, i)))
+            .collect();
+        assert_eq!(
+            store.nodes().get(&all).unwrap(),
+            mem.store().get(&all).unwrap()
+        );
+        let tree = store.merkle_log().unwrap();
+        assert_eq!((tree.size(), tree.root()), (n, mem.root()));
+        drop(store);
+        c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .unwrap();
+    }
 }
