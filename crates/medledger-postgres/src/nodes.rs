@@ -58,6 +58,7 @@ use medledger_chain::node_store::stored_count;
 use medledger_chain::{Hash, NodeId, NodeStore, HASH_LEN};
 use postgres::{Client, Statement};
 
+use crate::entry_rows::runs;
 use crate::error::{Error, Result, Stage};
 use crate::pool::{Conn, Pool};
 
@@ -110,102 +111,11 @@ fn place(id: NodeId) -> Result<(i64, i64, i32)> {
     Ok((p, leaf, i32::from(id.level) * HASH_LEN as i32))
 }
 
-/// How one append stores its node hashes: in its entry rows (`groups`,
-/// one per entry, for appends of fewer than [`INLINE_BELOW`] entries) or
-/// as runs (`positions`, `runs`); the other side is empty.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct NodeRows {
-    pub(crate) groups: Vec<Vec<u8>>,
-    pub(crate) positions: Vec<i64>,
-    pub(crate) runs: Vec<Vec<u8>>,
-}
-
-/// [`NodeRows`] of an append of `leaves` leaves after the first `first`
-/// (checked like [`runs`]).
-pub(crate) fn node_rows(first: u64, leaves: u64, nodes: &[(NodeId, Hash)]) -> Result<NodeRows> {
-    let (positions, runs) = runs(first, leaves, nodes)?;
-    if leaves >= INLINE_BELOW as u64 {
-        return Ok(NodeRows {
-            groups: Vec::new(),
-            positions,
-            runs,
-        });
-    }
-    // Checked: consecutive stored positions from the first leaf's.
-    let mut groups: Vec<Vec<u8>> = Vec::with_capacity(leaves as usize);
-    for (id, h) in nodes {
-        if id.level == 0 {
-            groups.push(Vec::with_capacity(2 * HASH_LEN));
-        }
-        if let Some(g) = groups.last_mut() {
-            g.extend_from_slice(h.as_bytes());
-        }
-    }
-    Ok(NodeRows {
-        groups,
-        positions: Vec::new(),
-        runs: Vec::new(),
-    })
-}
-
 /// A non-negative count from the database.
 pub(crate) fn count(what: &'static str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::Inconsistent {
         what,
         reason: format!("negative count {v}"),
-    })
-}
-
-/// The `nodes` rows of an append of `leaves` leaves after the first
-/// `first`: `nodes` must be exactly the hashes those leaves store, in
-/// stored-hash order. Returns the runs' positions and bytes
-/// ([`NODES_PER_ROW`] hashes each, the last one shorter).
-pub(crate) fn runs(
-    first: u64,
-    leaves: u64,
-    nodes: &[(NodeId, Hash)],
-) -> Result<(Vec<i64>, Vec<Vec<u8>>)> {
-    let mismatch = |reason: String| Error::Inconsistent {
-        what: "nodes",
-        reason,
-    };
-    let start = stored_count(first)
-        .ok_or_else(|| mismatch(format!("no stored position for leaf {first}")))?;
-    let expected = first
-        .checked_add(leaves)
-        .and_then(stored_count)
-        .map(|end| end - start);
-    if expected != u64::try_from(nodes.len()).ok() {
-        return Err(mismatch(format!(
-            "{} nodes for {leaves} leaves after leaf {first}",
-            nodes.len()
-        )));
-    }
-    let mut positions = Vec::with_capacity(nodes.len().div_ceil(NODES_PER_ROW));
-    let mut bytes = Vec::with_capacity(positions.capacity());
-    let mut at = start;
-    for chunk in nodes.chunks(NODES_PER_ROW) {
-        positions.push(to_bigint(at)?);
-        let mut run = Vec::with_capacity(chunk.len() * HASH_LEN);
-        for (id, h) in chunk {
-            if id.stored_index() != Some(at) {
-                return Err(mismatch(format!(
-                    "node ({}, {}) is not at stored position {at}",
-                    id.level, id.index
-                )));
-            }
-            run.extend_from_slice(h.as_bytes());
-            at += 1;
-        }
-        bytes.push(run);
-    }
-    Ok((positions, bytes))
-}
-
-fn to_bigint(v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::Inconsistent {
-        what: "nodes",
-        reason: format!("stored position {v} over 2^63"),
     })
 }
 
@@ -552,96 +462,6 @@ impl NodeStore for TxnNodes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medledger_chain::{HashAlg, MerkleLog};
-
-    /// The nodes appending `k` leaves after `first` stores, from an
-    /// in-memory tree.
-    fn appended(first: u64, k: u64) -> Vec<(NodeId, Hash)> {
-        let mut mem = MerkleLog::in_memory(HashAlg::Blake3);
-        let leaves: Vec<Vec<u8>> = (0..first + k).map(|i| i.to_le_bytes().to_vec()).collect();
-        mem.append_batch(leaves.iter().take(first as usize))
-            .unwrap();
-        let a = stored_count(first).unwrap();
-        let b = stored_count(first + k).unwrap();
-        mem.append_batch(leaves.iter().skip(first as usize))
-            .unwrap();
-        let ids: Vec<NodeId> = (0..=first + k)
-            .flat_map(|i| (0..=i.trailing_ones()).map(move |l| NodeId::new(l as u8, i >> l)))
-            .filter(|id| id.stored_index().is_some_and(|p| p >= a && p < b))
-            .collect();
-        let mut nodes: Vec<(NodeId, Hash)> = ids
-            .iter()
-            .copied()
-            .zip(mem.store().get(&ids).unwrap())
-            .collect();
-        nodes.sort_by_key(|(id, _)| id.stored_index());
-        nodes
-    }
-
-    #[test]
-    fn runs_cut_an_append_into_rows_of_240_hashes_from_its_position() {
-        let nodes = appended(5, 300);
-        // Leaves 5..305 store stored_count(305) - stored_count(5) hashes.
-        assert_eq!(nodes.len(), (610 - 4) - (10 - 2));
-        let (pos, bytes) = runs(5, 300, &nodes).unwrap();
-        assert_eq!(pos, vec![8, 248, 488]);
-        let lens: Vec<usize> = bytes.iter().map(Vec::len).collect();
-        assert_eq!(lens, vec![240 * 32, 240 * 32, 118 * 32]);
-        let flat: Vec<u8> = nodes
-            .iter()
-            .flat_map(|(_, h)| h.as_bytes().to_vec())
-            .collect();
-        assert_eq!(bytes.concat(), flat);
-        // One leaf: one run of its leaf hash and the nodes it completes.
-        let one = appended(7, 1);
-        let (pos, bytes) = runs(7, 1, &one).unwrap();
-        assert_eq!(pos, vec![11]);
-        assert_eq!(bytes.iter().map(Vec::len).collect::<Vec<_>>(), vec![4 * 32]);
-    }
-
-    #[test]
-    fn runs_refuse_nodes_that_are_not_exactly_the_append() {
-        let nodes = appended(5, 30);
-        for (first, k, given) in [
-            (5u64, 31u64, nodes.clone()),
-            (6, 30, nodes.clone()),
-            (5, 30, nodes[1..].to_vec()),
-            (5, 30, {
-                let mut v = nodes.clone();
-                v.swap(3, 4);
-                v
-            }),
-        ] {
-            assert!(
-                matches!(
-                    runs(first, k, &given),
-                    Err(Error::Inconsistent { what: "nodes", .. })
-                ),
-                "{first} {k}"
-            );
-        }
-    }
-
-    #[test]
-    fn small_appends_keep_hashes_per_entry_and_large_ones_write_runs() {
-        let small = appended(7, 3);
-        let rows = node_rows(7, 3, &small).unwrap();
-        assert!(rows.positions.is_empty() && rows.runs.is_empty());
-        // Leaf 7 stores 4 hashes, leaf 8 one, leaf 9 two.
-        let lens: Vec<usize> = rows.groups.iter().map(Vec::len).collect();
-        assert_eq!(lens, vec![4 * 32, 32, 2 * 32]);
-        let flat: Vec<u8> = small
-            .iter()
-            .flat_map(|(_, h)| h.as_bytes().to_vec())
-            .collect();
-        assert_eq!(rows.groups.concat(), flat);
-        let k = INLINE_BELOW as u64;
-        let large = appended(0, k);
-        let rows = node_rows(0, k, &large).unwrap();
-        assert!(rows.groups.is_empty());
-        assert_eq!(rows.positions, vec![0]);
-        assert!(node_rows(7, 4, &small).is_err());
-    }
 
     #[test]
     fn positions_are_stored_hash_indexes() {
