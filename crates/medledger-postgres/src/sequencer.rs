@@ -8,8 +8,9 @@
 //! batch's Merkle nodes with a [`MerkleLog`] over the committed frontier
 //! (a transaction-scoped node view; the frontier is cached between appends
 //! while the head stays where this process left it), and writes the
-//! entries, their node hashes (runs in `nodes`, see [`crate::nodes`]), a
-//! `batches` row per caller and the new head in one statement, all in one transaction (three round trips:
+//! entries, their node hashes (in the entry rows, or as runs in `nodes`
+//! for appends of 64 entries or more; see [`crate::nodes`]), a `batches`
+//! row per caller and the new head in one statement, all in one transaction (three round trips:
 //! `BEGIN` with the lock, the write, `COMMIT`). When this process
 //! committed the last append, it already knows `n` and the frontier, and
 //! sends that statement alone, guarded to lock the head and write only if
