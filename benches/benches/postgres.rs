@@ -11,7 +11,9 @@
 //!   the other and again paired (each iteration runs both, timing one);
 //! - 16 concurrent appenders: group commit against one commit per append
 //!   (the same log with group commit off, and 16 raw clients);
-//! - facade 4 KiB record writes on PostgreSQL beside the embedded store.
+//! - facade 4 KiB record writes on PostgreSQL beside the embedded store:
+//!   without turns, in turns alone, and two ledgers on one schema writing
+//!   in alternation (every write a handover).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -278,6 +280,8 @@ fn facade(c: &mut Criterion) {
         b.iter(|| write(&embedded, &ea, black_box(&body)))
     });
 
+    // The ledger over the store's parts without turns: the path a single
+    // writer took before several could share a schema.
     let pg = store("facade", true);
     let stores = Stores {
         entries: Arc::clone(pg.entries()) as Arc<dyn EntryLog>,
@@ -287,12 +291,37 @@ fn facade(c: &mut Criterion) {
     };
     let ledger = Ledger::with_stores(stores, "bench.example/ledger", &key).unwrap();
     let pa = actors(&ledger);
-    g.bench_function("postgres", |b| {
+    g.bench_function("postgres_no_turns", |b| {
         b.iter(|| write(&ledger, &pa, black_box(&body)))
     });
+
+    // `open_postgres`: every write runs in a turn. Alone, each turn
+    // resumes (lock, head read, unlock); with two ledgers writing in
+    // alternation, each write is a handover (epoch bump in both rows, then
+    // catch-up of the other's write).
+    let name = schema("turns");
+    drop_schema(&name);
+    let opts = PgOptions {
+        schema: name.clone(),
+        ..PgOptions::default()
+    };
+    let one = Ledger::open_postgres(&url(), opts.clone(), "bench.example/ledger", &key).unwrap();
+    let oa = actors(&one);
+    g.bench_function("postgres_turns", |b| {
+        b.iter(|| write(&one, &oa, black_box(&body)))
+    });
+    let two = Ledger::open_postgres(&url(), opts, "bench.example/ledger", &key).unwrap();
+    let mut flip = false;
+    g.bench_function("postgres_two_ledgers_alternating", |b| {
+        b.iter(|| {
+            flip = !flip;
+            write(if flip { &one } else { &two }, &oa, black_box(&body))
+        })
+    });
     g.finish();
-    drop((ledger, pg));
+    drop((ledger, pg, one, two));
     drop_schema(&schema("facade"));
+    drop_schema(&name);
     let _ = HashAlg::Blake3;
 }
 
