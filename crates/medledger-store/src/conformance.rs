@@ -278,7 +278,10 @@ pub fn state_store(state: &dyn StateStore) {
     assert_eq!(state.scan_range("keys", b"", b"z", 1).unwrap().len(), 1);
     assert!(state.scan_range("keys", b"b", b"b", 10).unwrap().is_empty());
     assert!(state.scan_range("keys", b"c", b"a", 10).unwrap().is_empty());
-    assert!(state.scan_range("nothing", b"", b"z", 10).unwrap().is_empty());
+    assert!(state
+        .scan_range("nothing", b"", b"z", 10)
+        .unwrap()
+        .is_empty());
     // A failing transaction writes nothing.
     let r = state.transact(None, &mut |t| {
         t.put("keys", b"a", b"changed")?;
