@@ -6,37 +6,16 @@
 
 mod common;
 
+use common::{fenced, open, turn, NO_WAIT, SHORT};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use medledger_chain::HashAlg;
-use medledger_postgres::{Error, PgStore, Turn};
+use medledger_postgres::PgStore;
 use medledger_store::{StateStore, StateTxn};
 
-const NO_WAIT: Duration = Duration::ZERO;
-const SHORT: Duration = Duration::from_millis(100);
+/// The state table these tests write.
 const T: &str = "fence";
-
-fn open(url: &str, schema: &str) -> PgStore {
-    PgStore::open(url, common::options(schema, HashAlg::Blake3)).unwrap()
-}
-
-/// The fence error inside a store error, as (ours, current).
-fn fenced(r: medledger_store::Result<()>) -> (u64, u64) {
-    let e = r.unwrap_err();
-    match Error::in_store_error(&e) {
-        Some(Error::WriterFenced { ours, current, .. }) => (*ours, *current),
-        other => panic!("expected WriterFenced, got {other:?} ({e})"),
-    }
-}
-
-fn turn(epoch: u64, entries: u64, resumed: bool) -> Turn {
-    Turn {
-        epoch,
-        entries,
-        resumed,
-    }
-}
 
 /// `transact(reflects)` putting `key`, counting the closure's runs.
 fn put(

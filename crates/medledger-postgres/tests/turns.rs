@@ -4,35 +4,13 @@
 
 mod common;
 
+use common::{fenced, open, turn, NO_WAIT, SHORT};
+
 use std::time::{Duration, Instant};
 
 use medledger_chain::{HashAlg, MerkleLog};
-use medledger_postgres::{Error, PgStore, Turn};
+use medledger_postgres::{Error, PgStore};
 use medledger_store::EntryLog;
-
-const NO_WAIT: Duration = Duration::ZERO;
-const SHORT: Duration = Duration::from_millis(100);
-
-fn open(url: &str, schema: &str) -> PgStore {
-    PgStore::open(url, common::options(schema, HashAlg::Blake3)).unwrap()
-}
-
-/// The fence error inside a store error, as (ours, current).
-fn fenced(r: medledger_store::Result<u64>) -> (u64, u64) {
-    let e = r.unwrap_err();
-    match Error::in_store_error(&e) {
-        Some(Error::WriterFenced { ours, current, .. }) => (*ours, *current),
-        other => panic!("expected WriterFenced, got {other:?} ({e})"),
-    }
-}
-
-fn turn(epoch: u64, entries: u64, resumed: bool) -> Turn {
-    Turn {
-        epoch,
-        entries,
-        resumed,
-    }
-}
 
 #[test]
 fn writers_take_turns_and_a_writer_whose_turn_ended_cannot_append() {

@@ -4,8 +4,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::time::Duration;
+
 use medledger_chain::HashAlg;
-use medledger_postgres::{PgOptions, PgStore};
+use medledger_postgres::{Error, PgOptions, PgStore, Turn};
 
 /// The server's connection string, or `None` after saying loudly that the
 /// test is skipped.
@@ -63,4 +65,33 @@ pub fn client(url: &str) -> postgres::Client {
 /// Drops a test's schema.
 pub fn drop_schema(url: &str, schema: &str) {
     let _ = client(url).batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+}
+
+/// A take that does not wait.
+pub const NO_WAIT: Duration = Duration::ZERO;
+/// A take that waits a little.
+pub const SHORT: Duration = Duration::from_millis(100);
+
+/// Another store on `schema` (another process, as far as the server can
+/// tell: its own connections and writer session).
+pub fn open(url: &str, schema: &str) -> PgStore {
+    PgStore::open(url, options(schema, HashAlg::Blake3)).unwrap()
+}
+
+/// The fence error inside a store error, as (ours, current).
+pub fn fenced<T: std::fmt::Debug>(r: medledger_store::Result<T>) -> (u64, u64) {
+    let e = r.unwrap_err();
+    match Error::in_store_error(&e) {
+        Some(Error::WriterFenced { ours, current, .. }) => (*ours, *current),
+        other => panic!("expected WriterFenced, got {other:?} ({e})"),
+    }
+}
+
+/// A `Turn`.
+pub fn turn(epoch: u64, entries: u64, resumed: bool) -> Turn {
+    Turn {
+        epoch,
+        entries,
+        resumed,
+    }
 }
