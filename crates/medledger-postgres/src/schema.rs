@@ -251,15 +251,33 @@ mod tests {
         .get(0)
     }
 
+    /// A plain client on the test server.
+    fn connect(url: &str) -> Client {
+        url.parse::<postgres::Config>()
+            .unwrap()
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
+    /// Recreates `schema` as a build of `version` left it: `ddl` (that
+    /// version's tables), then `version` in `schema_version`; the
+    /// connection's `search_path` is left on it.
+    fn old_schema(c: &mut Client, schema: &str, ddl: &str, version: i32) {
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
+             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
+             {ddl};
+             INSERT INTO schema_version (id, version) VALUES (0, {version});"
+        ))
+        .unwrap();
+    }
+
     #[test]
     fn a_new_schema_has_the_state_epoch() {
         let Some(url) = url() else { return };
         let schema = format!("t_new_{}", std::process::id());
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
+        let mut c = connect(&url);
         c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .unwrap();
         let options = crate::PgOptions {
@@ -278,21 +296,11 @@ mod tests {
         use medledger_store::StateStore;
         let Some(url) = url() else { return };
         let schema = format!("t_v3_{}", std::process::id());
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
+        let mut c = connect(&url);
         // A version 3 schema whose writers took 7 turns, with a state row.
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
-             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
-             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
-             {V1} {V1_TO_V2}; {V2_TO_V3}
-             INSERT INTO schema_version (id, version) VALUES (0, 3);
-             UPDATE state_meta SET stamp = 4, undo_seq = 2;"
-        ))
-        .unwrap();
+        old_schema(&mut c, &schema, &format!("{V1} {V1_TO_V2}; {V2_TO_V3}"), 3);
+        c.batch_execute("UPDATE state_meta SET stamp = 4, undo_seq = 2")
+            .unwrap();
         c.execute(
             "INSERT INTO log_head (id, entries, leaves, hash_alg, epoch) VALUES (0, 0, 0, $1, 7)",
             &[&i16::from(HashAlg::Blake3.id())],
@@ -325,22 +333,10 @@ mod tests {
     fn a_version_1_schema_is_migrated_to_the_current_version_and_a_newer_one_refused() {
         let Some(url) = url() else { return };
         let schema = format!("t_v1_{}", std::process::id());
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
-        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .unwrap();
+        let mut c = connect(&url);
         // A schema exactly as a version 1 build left it, with two entries
         // appended through the v1 statements' columns.
-        c.batch_execute(&format!(
-            "CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
-             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
-             {V1}
-             INSERT INTO schema_version (id, version) VALUES (0, 1);"
-        ))
-        .unwrap();
+        old_schema(&mut c, &schema, V1, 1);
         c.execute(
             "INSERT INTO log_head (id, entries, leaves, hash_alg) VALUES (0, 0, 0, $1)",
             &[&i16::from(HashAlg::Blake3.id())],
@@ -432,19 +428,8 @@ mod tests {
         use medledger_chain::{MerkleLog, NodeId, NodeStore};
         let Some(url) = url() else { return };
         let schema = format!("t_v2_{}", std::process::id());
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
-             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
-             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
-             {V1} {V1_TO_V2};
-             INSERT INTO schema_version (id, version) VALUES (0, 2);"
-        ))
-        .unwrap();
+        let mut c = connect(&url);
+        old_schema(&mut c, &schema, &format!("{V1} {V1_TO_V2}"), 2);
         // 77 entries as version 2 wrote them: each row with its leaf's
         // stored hashes, one `batches` row, the head.
         let alg = HashAlg::Sha256;
@@ -527,19 +512,8 @@ mod tests {
         use medledger_chain::{MerkleLog, NodeId, NodeStore};
         let Some(url) = url() else { return };
         let schema = format!("t_v2alone_{}", std::process::id());
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE;
-             CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
-             CREATE TABLE schema_version (id smallint PRIMARY KEY CHECK (id = 0), version integer NOT NULL);
-             {V1} {V1_TO_V2};
-             INSERT INTO schema_version (id, version) VALUES (0, 2);"
-        ))
-        .unwrap();
+        let mut c = connect(&url);
+        old_schema(&mut c, &schema, &format!("{V1} {V1_TO_V2}"), 2);
         // 21 leaves' nodes as a version 2 node store alone wrote them: rows
         // without a body, the head's `leaves` moved, `entries` not.
         let alg = HashAlg::Blake3;
