@@ -84,6 +84,8 @@ mod pool;
 pub mod schema;
 pub mod sequencer;
 pub mod state;
+#[cfg(test)]
+mod test_server;
 pub mod writer;
 
 use std::str::FromStr;

@@ -222,15 +222,10 @@ mod tests {
     use super::*;
     use medledger_store::EntryLog;
 
-    /// The test server's URL, or `None` (skipped, said loudly).
+    use crate::test_server::connect;
+
     fn url() -> Option<String> {
-        let url = std::env::var("MEDLEDGER_PG_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
-        if url.is_none() {
-            eprintln!("\n*** SKIPPED schema migration tests: MEDLEDGER_PG_URL is not set ***\n");
-        }
-        url
+        crate::test_server::url("schema migration tests")
     }
 
     fn version(c: &mut Client, schema: &str) -> i32 {
@@ -249,14 +244,6 @@ mod tests {
         )
         .unwrap()
         .get(0)
-    }
-
-    /// A plain client on the test server.
-    fn connect(url: &str) -> Client {
-        url.parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap()
     }
 
     /// Recreates `schema` as a build of `version` left it: `ddl` (that

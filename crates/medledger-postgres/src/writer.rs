@@ -413,15 +413,10 @@ impl WriterClaim {
 mod tests {
     use super::*;
 
-    /// The test server's URL, or `None` (skipped, said loudly).
+    use crate::test_server::drop_schema;
+
     fn url() -> Option<String> {
-        let url = std::env::var("MEDLEDGER_PG_URL")
-            .ok()
-            .filter(|u| !u.is_empty());
-        if url.is_none() {
-            eprintln!("\n*** SKIPPED writer release tests: MEDLEDGER_PG_URL is not set ***\n");
-        }
-        url
+        crate::test_server::url("writer release tests")
     }
 
     fn open(url: &str, schema: &str) -> PgStore {
@@ -430,16 +425,6 @@ mod tests {
             ..crate::PgOptions::default()
         };
         PgStore::open(url, options).unwrap()
-    }
-
-    fn drop_schema(url: &str, schema: &str) {
-        let mut c: Client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .connect(postgres::NoTls)
-            .unwrap();
-        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .unwrap();
     }
 
     /// An unlock that fails without losing the connection (here: the
