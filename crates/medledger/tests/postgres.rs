@@ -39,6 +39,14 @@ fn options(tag: &str) -> PgOptions {
     }
 }
 
+/// The options of an existing test schema.
+fn on(schema: &str) -> PgOptions {
+    PgOptions {
+        schema: schema.to_owned(),
+        ..PgOptions::default()
+    }
+}
+
 fn drop_schema(url: &str, schema: &str) {
     let mut c = url
         .parse::<medledger::pg::postgres::Config>()
@@ -146,16 +154,7 @@ fn every_path_end_to_end_on_postgres() {
     drop(w);
 
     // Reopen on the same schema: same log, same records, still verifies.
-    let again = Ledger::open_postgres(
-        &url,
-        PgOptions {
-            schema: schema.clone(),
-            ..PgOptions::default()
-        },
-        ORIGIN,
-        &key,
-    )
-    .unwrap();
+    let again = Ledger::open_postgres(&url, on(&schema), ORIGIN, &key).unwrap();
     assert_eq!(again.size(), size);
     let report = again.verify().unwrap();
     assert_eq!((report.entries, report.erased), (size, 1));
@@ -311,8 +310,7 @@ fn two_ledgers_on_one_schema_take_turns_and_see_each_others_work() {
         (ra.entries, ra.checkpoints, ra.versions),
         (rb.entries, 2, 3)
     );
-    drop(a);
-    drop(b);
+    drop((a, b));
     drop_schema(&url, &schema);
 }
 
@@ -369,8 +367,7 @@ fn two_ledgers_write_at_once_into_one_history() {
     let (ra, rb) = (a.ledger.verify().unwrap(), b.verify().unwrap());
     assert_eq!(ra, rb);
     assert_eq!(ra.versions, 4 * PER_THREAD as u64);
-    drop(a);
-    drop(b);
+    drop((a, b));
     drop_schema(&url, &schema);
 }
 
@@ -403,16 +400,7 @@ fn a_ledger_whose_writer_session_dies_goes_on_writing() {
     drop(a);
     drop(b);
     let key = LedgerKey::from_bytes([6; 32]);
-    let again = Ledger::open_postgres(
-        &url,
-        PgOptions {
-            schema: schema.clone(),
-            ..PgOptions::default()
-        },
-        ORIGIN,
-        &key,
-    )
-    .unwrap();
+    let again = Ledger::open_postgres(&url, on(&schema), ORIGIN, &key).unwrap();
     assert_eq!(again.verify().unwrap().versions, 3);
     drop(again);
     drop_schema(&url, &schema);
@@ -432,14 +420,7 @@ fn a_grant_whose_writer_lost_its_turn_before_storing_it_is_adopted() {
     let gid = grant_to(w, &w.doctor);
     // Put the grant back where it is between its log entry and its state
     // row: in `pending-objects` (as A left it had its session died there).
-    let store = medledger::pg::PgStore::open(
-        &url,
-        PgOptions {
-            schema: schema.clone(),
-            ..PgOptions::default()
-        },
-    )
-    .unwrap();
+    let store = medledger::pg::PgStore::open(&url, on(&schema)).unwrap();
     let state = store.state();
     let (at, value) = state
         .scan("objects", b"", usize::MAX)
@@ -497,14 +478,7 @@ fn a_failed_catch_up_fails_closed_and_is_retried_in_full() {
     b.read(&a.patient, "Observation/1", Purpose::PatientRequest)
         .unwrap();
     // A bad `changes` row in B's next range, then A's grant.
-    let store = medledger::pg::PgStore::open(
-        &url,
-        PgOptions {
-            schema: schema.clone(),
-            ..PgOptions::default()
-        },
-    )
-    .unwrap();
+    let store = medledger::pg::PgStore::open(&url, on(&schema)).unwrap();
     let key = b.size().to_be_bytes();
     store
         .state()
