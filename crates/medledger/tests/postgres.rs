@@ -39,6 +39,19 @@ fn options(tag: &str) -> PgOptions {
     }
 }
 
+/// Tests that kill writer sessions kill every ledger's (they are found
+/// by application name), so they run alone ([`alone`]) while the others
+/// share ([`shared`]).
+static SESSIONS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    SESSIONS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SESSIONS.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The options of an existing test schema.
 fn on(schema: &str) -> PgOptions {
     PgOptions {
@@ -68,6 +81,7 @@ fn every_path_end_to_end_on_postgres() {
     let Some(url) = url("postgres::every_path_end_to_end_on_postgres") else {
         return;
     };
+    let _sessions = shared();
     let opts = options("flows");
     let schema = opts.schema.clone();
     let key = LedgerKey::from_bytes([3; 32]);
@@ -167,6 +181,7 @@ fn a_wrong_ledger_key_is_refused_on_postgres() {
     let Some(url) = url("postgres::a_wrong_ledger_key_is_refused_on_postgres") else {
         return;
     };
+    let _sessions = shared();
     let opts = options("key");
     let schema = opts.schema.clone();
     drop(
@@ -200,6 +215,7 @@ fn two_ledgers_on_one_schema_take_turns_and_see_each_others_work() {
     else {
         return;
     };
+    let _sessions = shared();
     let (a, b, schema) = open_pair(&url, "turns", 4);
     let w = &a;
 
@@ -319,6 +335,7 @@ fn two_ledgers_write_at_once_into_one_history() {
     let Some(url) = url("postgres::two_ledgers_write_at_once_into_one_history") else {
         return;
     };
+    let _sessions = shared();
     let (a, b, schema) = open_pair(&url, "concurrent", 5);
     let b = std::sync::Arc::new(b);
     let a = std::sync::Arc::new(a);
@@ -376,23 +393,12 @@ fn a_ledger_whose_writer_session_dies_goes_on_writing() {
     let Some(url) = url("postgres::a_ledger_whose_writer_session_dies_goes_on_writing") else {
         return;
     };
+    let _sessions = alone();
     let (a, b, schema) = open_pair(&url, "killed", 6);
     write(&a, "Observation/1", b"one");
     // Kill every writer session (A's and B's): the next operations take
     // turns again on new sessions, and nothing is lost.
-    let mut admin = url
-        .parse::<medledger::pg::postgres::Config>()
-        .unwrap()
-        .connect(medledger::pg::postgres::NoTls)
-        .unwrap();
-    let killed: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = $1) t",
-            &[&medledger::pg::writer::WRITER_APPLICATION_NAME],
-        )
-        .unwrap()
-        .get(0);
+    let killed = kill_writer_sessions(&url);
     assert!(killed >= 1);
     write(&a, "Observation/2", b"two");
     b.write(&record("Observation/3", &a.patient, &a.patient, b"three"))
@@ -413,6 +419,7 @@ fn a_grant_whose_writer_lost_its_turn_before_storing_it_is_adopted() {
     else {
         return;
     };
+    let _sessions = shared();
     use medledger::store::StateStore;
     let (a, b, schema) = open_pair(&url, "adopt", 7);
     let w = &a;
@@ -472,6 +479,7 @@ fn a_failed_catch_up_fails_closed_and_is_retried_in_full() {
     let Some(url) = url("postgres::a_failed_catch_up_fails_closed_and_is_retried_in_full") else {
         return;
     };
+    let _sessions = shared();
     use medledger::store::StateStore;
     let (a, b, schema) = open_pair(&url, "retry", 8);
     write(&a, "Observation/1", b"one");
@@ -529,6 +537,7 @@ fn a_grant_fenced_mid_turn_leaves_nothing_in_memory() {
     let Some(url) = url("postgres::a_grant_fenced_mid_turn_leaves_nothing_in_memory") else {
         return;
     };
+    let _sessions = alone();
     let (a, b, schema) = open_pair(&url, "fenced", 9);
     write(&a, "Observation/1", b"one");
     let meta = medledger::StreamedRecord {
