@@ -144,6 +144,21 @@ impl<S: NodeStore> AuditLog<S> {
         Ok(log)
     }
 
+    /// Waits until no single append of this log is between choosing its
+    /// `prev` and learning its index.
+    fn no_appends_in_flight<'a>(
+        &self,
+        mut g: MutexGuard<'a, Inner<S>>,
+    ) -> MutexGuard<'a, Inner<S>> {
+        while !g.in_flight.is_empty() {
+            g = self
+                .appended
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        g
+    }
+
     /// The log's origin line.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -213,12 +228,7 @@ impl<S: NodeStore> AuditLog<S> {
         let mut g = lock(&self.inner);
         // Wait for every single append in flight: the batch's indexes must
         // start exactly at the entry log's length.
-        while !g.in_flight.is_empty() {
-            g = self
-                .appended
-                .wait(g)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        g = self.no_appends_in_flight(g);
         let mut encoded = Vec::with_capacity(events.len());
         let mut heads: HashMap<PatientKey, Option<u64>> = HashMap::new();
         let base = self.entries.len()?;
@@ -274,12 +284,7 @@ impl<S: NodeStore> AuditLog<S> {
     /// log like any other entry.
     pub fn follow(&self, len: u64) -> Result<u64> {
         let mut g = lock(&self.inner);
-        while !g.in_flight.is_empty() {
-            g = self
-                .appended
-                .wait(g)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        g = self.no_appends_in_flight(g);
         let start = g.tree.size();
         if len < start {
             return Err(Error::LogMismatch {
@@ -361,12 +366,7 @@ impl<S: NodeStore> AuditLog<S> {
         let mut g = lock(&self.inner);
         // Every event chosen a `prev` must be in the entry log first, so
         // the heads cover exactly the entries below the heads entry.
-        while !g.in_flight.is_empty() {
-            g = self
-                .appended
-                .wait(g)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        g = self.no_appends_in_flight(g);
         let index = self.entries.len()?;
         if index != g.tree.size() {
             return Err(Error::LogMismatch {
