@@ -83,6 +83,14 @@ impl<N: NodeStore> Ledger<N> {
         let caught = caught_len;
         let pending = self.state.scan(T_PENDING, b"", usize::MAX).at(op)?;
         self.audit.follow(len).at(op)?;
+        // This ledger's own rows of its last turn are loaded already; they
+        // sit below every other writer's (which took their turns after).
+        let own = *self.rows_end.lock().unwrap_or_else(|e| e.into_inner());
+        let lo = caught.max(own);
+        // Adopted objects below `lo` (this ledger's own, whose append had
+        // an unknown outcome and did land) are loaded here, first: the
+        // scan below starts at `lo`.
+        let mut objects = Vec::new();
         for (id, v) in pending {
             let p = Pending::parse(&id, &v, op)?;
             if p.at >= len || !self.commitment_logged(&p.id, p.at.max(caught), len, op)? {
@@ -96,11 +104,12 @@ impl<N: NodeStore> Ledger<N> {
                     t.delete(T_PENDING, &id).map(|_| ())
                 })
                 .at(op)?;
+            if p.at < lo {
+                objects.push((p.at.to_be_bytes().to_vec(), p.value));
+            }
         }
-        // This ledger's own rows of its last turn are loaded already; they
-        // sit below every other writer's (which took their turns after).
-        let own = *self.rows_end.lock().unwrap_or_else(|e| e.into_inner());
-        let (lo, hi) = (caught.max(own).to_be_bytes(), len.to_be_bytes());
+        objects.sort();
+        let (lo, hi) = (lo.to_be_bytes(), len.to_be_bytes());
         let corrupt = |reason| Error::CorruptState {
             op,
             table: T_CHANGES,
@@ -126,10 +135,11 @@ impl<N: NodeStore> Ledger<N> {
             };
             changes.push((id, row));
         }
-        let objects = self
-            .state
-            .scan_range(T_OBJECTS, &lo, &hi, usize::MAX)
-            .at(op)?;
+        objects.extend(
+            self.state
+                .scan_range(T_OBJECTS, &lo, &hi, usize::MAX)
+                .at(op)?,
+        );
         let mut index = self.index_mut();
         let mut guardians = self.guardians_mut();
         let mut orgs = self
