@@ -147,14 +147,18 @@ struct PgTxn<'a> {
 impl PgTxn<'_> {
     /// The stored (tagged) bytes of `key`.
     fn stored(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut conn = self.conn.borrow_mut();
-        let s = conn.prepare("read state", GET)?;
-        conn.client
-            .query_opt(&s, &[&table, &key])
-            .map_err(pg("read state"))?
-            .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(pg("read state")))
-            .transpose()
+        stored(&mut self.conn.borrow_mut(), table, key)
     }
+}
+
+/// The stored (tagged) bytes of `key` in `table`, through `conn`.
+fn stored(conn: &mut Conn, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let s = conn.prepare("read state", GET)?;
+    conn.client
+        .query_opt(&s, &[&table, &key])
+        .map_err(pg("read state"))?
+        .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(pg("read state")))
+        .transpose()
 }
 
 impl StateTxn for PgTxn<'_> {
@@ -407,15 +411,8 @@ impl PgStateStore {
 impl StateStore for PgStateStore {
     fn get(&self, table: &str, key: &[u8]) -> medledger_store::Result<Option<Vec<u8>>> {
         check_table(table)?;
-        let stored = self.read("read state", |conn| {
-            let s = conn.prepare("read state", GET)?;
-            conn.client
-                .query_opt(&s, &[&table, &key])
-                .map_err(pg("read state"))?
-                .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(pg("read state")))
-                .transpose()
-        })?;
-        stored.map(|v| unwrap_value(table, key, &v)).transpose()
+        let found = self.read("read state", |conn| stored(conn, table, key))?;
+        found.map(|v| unwrap_value(table, key, &v)).transpose()
     }
 
     fn scan(
